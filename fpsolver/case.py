@@ -1,0 +1,316 @@
+"""Case files (TOML) -> a validated :class:`Case`.
+
+The schema is a contract (README, "Case files"). Every problem is reported as one
+:class:`~fpsolver.errors.CaseError` naming the key, e.g. ``time.dt: must be > 0 (got -0.1)``.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .densities import Density, GaussianMixture, GridDensity, SampleDensity, Uniform, discretise
+from .errors import CaseError
+from .flows import PRESETS
+from .grid import Grid
+
+SCHEMES = ("backward-euler", "bdf2")
+DENSITY_KINDS = ("gaussian", "gaussian_mixture", "uniform", "samples", "grid")
+MAX_CELLS = 50_000_000
+_KDE_RESOLVED = 1e-13  # KDE values below this fraction of the maximum are FFT round-off
+
+
+@dataclass(frozen=True)
+class Case:
+    """A validated problem: grid, target rho_d, initial rho_0, flow, time stepping."""
+
+    grid: Grid
+    target: Density
+    initial: Density
+    flow: str
+    dt: float
+    save_times: tuple[float, ...]
+    scheme: str
+    raw: dict  # the case as a plain dict (paths made absolute), stored in result meta
+    source: str = "<dict>"
+
+    @property
+    def final_time(self) -> float:
+        return self.save_times[-1]
+
+    @property
+    def save_steps(self) -> tuple[int, ...]:
+        return tuple(int(round(t / self.dt)) for t in self.save_times)
+
+    def with_overrides(self, *, dt: float | None = None, cells=None, scheme: str | None = None,
+                       flow: str | None = None, save_times=None) -> "Case":
+        """A copy with CLI overrides applied and re-validated."""
+        raw = copy.deepcopy(self.raw)
+        if dt is not None:
+            raw["time"]["dt"] = dt
+        if scheme is not None:
+            raw["time"]["scheme"] = scheme
+        if cells is not None:
+            raw["domain"]["cells"] = list(cells)
+        if flow is not None:
+            raw["flow"]["kind"] = flow
+        if save_times is not None:
+            raw["time"]["save_times"] = list(save_times)
+        return Case.from_dict(raw, base_dir=None, source=self.source)
+
+    def discretised(self):
+        """(target, initial) as :class:`~fpsolver.densities.Discretised` on the grid."""
+        return _checked_discretise(self.target, self.grid, "target"), \
+            _checked_discretise(self.initial, self.grid, "initial")
+
+    @classmethod
+    def from_toml(cls, path) -> "Case":
+        path = os.fspath(path)
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise CaseError("", f"{path}: no such case file") from None
+        except IsADirectoryError:
+            raise CaseError("", f"{path}: is a folder, not a case file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise CaseError("", f"{path}: not valid TOML ({exc})") from None
+        except UnicodeDecodeError:
+            raise CaseError("", f"{path}: not a UTF-8 text file") from None
+        return cls.from_dict(data, base_dir=os.path.dirname(os.path.abspath(path)), source=path)
+
+    @classmethod
+    def from_dict(cls, data: dict, base_dir: str | None = None, source: str = "<dict>") -> "Case":
+        data = copy.deepcopy(data)
+        _table(data, "", {"domain", "target", "initial", "flow", "time"}, required=True)
+        grid = _parse_domain(data["domain"])
+        target = _parse_density(data["target"], "target", grid, base_dir)
+        initial = _parse_density(data["initial"], "initial", grid, base_dir)
+        flow = _parse_flow(data["flow"])
+        dt, save_times, scheme = _parse_time(data["time"])
+        data["time"]["scheme"] = scheme
+        data["time"]["save_times"] = list(save_times)
+        case = cls(grid, target, initial, flow, dt, save_times, scheme, data, source)
+        case.discretised()  # positivity and finiteness of both densities on the grid
+        return case
+
+
+# ---------------------------------------------------------------- helpers
+
+def _table(obj, key, allowed, required=False, optional=()):
+    if not isinstance(obj, dict):
+        raise CaseError(key or "case", f"must be a table, got {type(obj).__name__}")
+    unknown = set(obj) - set(allowed) - set(optional)
+    if unknown:
+        raise CaseError(_k(key, sorted(unknown)[0]), f"unknown key (allowed: {', '.join(sorted(set(allowed) | set(optional)))})")
+    if required:
+        missing = [k for k in sorted(allowed) if k not in obj]
+        if missing:
+            raise CaseError(_k(key, missing[0]), "missing")
+
+
+def _k(prefix, key):
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def _number(value, key, *, positive=False, integer=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CaseError(key, f"must be a number, got {type(value).__name__} {value!r}")
+    if integer and not isinstance(value, int):
+        raise CaseError(key, f"must be an integer, got {value!r}")
+    if not math.isfinite(value):
+        raise CaseError(key, f"must be finite, got {value!r}")
+    if positive and value <= 0:
+        raise CaseError(key, f"must be > 0 (got {value!r})")
+    return value
+
+
+def _vector(value, key, length=None, **kw):
+    if not isinstance(value, list):
+        raise CaseError(key, f"must be a list of numbers, got {type(value).__name__}")
+    if length is not None and len(value) != length:
+        raise CaseError(key, f"needs {length} entr{'y' if length == 1 else 'ies'} for a {length}D domain, got {len(value)}")
+    return [_number(v, f"{key}[{i}]", **kw) for i, v in enumerate(value)]
+
+
+def _parse_domain(dom) -> Grid:
+    _table(dom, "domain", {"lower", "upper", "cells"}, required=True)
+    lower = _vector(dom["lower"], "domain.lower")
+    if len(lower) not in (1, 2):
+        raise CaseError("domain.lower", f"must have 1 or 2 entries (the dimension), got {len(lower)}")
+    d = len(lower)
+    upper = _vector(dom["upper"], "domain.upper", d)
+    cells = _vector(dom["cells"], "domain.cells", d, integer=True)
+    for i in range(d):
+        if upper[i] <= lower[i]:
+            raise CaseError(f"domain.upper[{i}]", f"must be > domain.lower[{i}] ({upper[i]} <= {lower[i]})")
+        if cells[i] < 3:
+            raise CaseError(f"domain.cells[{i}]", f"must be at least 3, got {cells[i]}")
+    n = int(np.prod(cells, dtype=object))
+    need = _memory_estimate(n)
+    avail = _physical_memory()
+    if n > MAX_CELLS or need > 0.8 * avail:
+        raise CaseError("domain.cells", f"{n:,} cells would need about {need / 2**30:.1f} GiB "
+                        f"(this machine has {avail / 2**30:.1f} GiB); use fewer cells")
+    return Grid(tuple(lower), tuple(upper), tuple(cells))
+
+
+def _memory_estimate(ncells: int) -> float:
+    """Bytes for a solve: ~60 work arrays of float64 per cell plus a few saved snapshots."""
+    return 80.0 * 8.0 * ncells
+
+
+def _physical_memory() -> float:
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 8.0 * 2**30
+
+
+def _cov(comp, key, d):
+    has_std, has_cov = "std" in comp, "cov" in comp
+    if has_std == has_cov:
+        raise CaseError(f"{key}.std", "give exactly one of 'std' (per-axis) or 'cov' (full covariance)")
+    if has_std:
+        std = _vector(comp["std"], f"{key}.std", d, positive=True)
+        return np.diag(np.square(std))
+    cov = comp["cov"]
+    if not isinstance(cov, list) or len(cov) != d:
+        raise CaseError(f"{key}.cov", f"must be a {d}x{d} list of lists")
+    rows = [_vector(r, f"{key}.cov[{i}]", d) for i, r in enumerate(cov)]
+    c = np.array(rows, float)
+    if not np.allclose(c, c.T, rtol=1e-12, atol=0):
+        raise CaseError(f"{key}.cov", "must be symmetric")
+    if np.any(np.linalg.eigvalsh(c) <= 1e-14 * max(1.0, np.abs(c).max())):
+        raise CaseError(f"{key}.cov", "must be positive definite")
+    return c
+
+
+def _parse_density(spec, key, grid: Grid, base_dir) -> Density:
+    if not isinstance(spec, dict):
+        raise CaseError(key, f"must be a table, got {type(spec).__name__}")
+    kind = spec.get("kind")
+    if kind is None:
+        raise CaseError(f"{key}.kind", f"missing (one of {', '.join(DENSITY_KINDS)})")
+    if kind not in DENSITY_KINDS:
+        raise CaseError(f"{key}.kind", f"unknown kind {kind!r} (one of {', '.join(DENSITY_KINDS)})")
+    d = grid.dim
+    if kind == "gaussian":
+        _table(spec, key, {"kind", "mean"}, required=True, optional=("std", "cov"))
+        mean = _vector(spec["mean"], f"{key}.mean", d)
+        return GaussianMixture([1.0], [mean], [_cov(spec, key, d)])
+    if kind == "gaussian_mixture":
+        _table(spec, key, {"kind", "components"}, required=True)
+        comps = spec["components"]
+        if not isinstance(comps, list) or not comps:
+            raise CaseError(f"{key}.components", "must be a non-empty array of tables [[...components]]")
+        ws, ms, cs = [], [], []
+        for i, c in enumerate(comps):
+            ck = f"{key}.components[{i}]"
+            _table(c, ck, {"weight", "mean"}, required=True, optional=("std", "cov"))
+            ws.append(_number(c["weight"], f"{ck}.weight", positive=True))
+            ms.append(_vector(c["mean"], f"{ck}.mean", d))
+            cs.append(_cov(c, ck, d))
+        return GaussianMixture(ws, ms, cs)
+    if kind == "uniform":
+        _table(spec, key, {"kind"})
+        return Uniform(d)
+    if kind == "samples":
+        _table(spec, key, {"kind", "path"}, required=True, optional=("bandwidth",))
+        pts = _load_npy(spec, key, base_dir)
+        if pts.ndim == 1 and d == 1:
+            pts = pts[:, None]
+        if pts.ndim != 2 or pts.shape[1] != d or pts.shape[0] < 2:
+            raise CaseError(f"{key}.path", f"samples must be an (n, {d}) array with n >= 2, got shape {pts.shape}")
+        lo, hi = np.array(grid.lower), np.array(grid.upper)
+        inside = np.all((pts >= lo) & (pts <= hi), axis=1)
+        if inside.sum() < 2:
+            raise CaseError(f"{key}.path", "fewer than 2 samples lie inside the domain")
+        bw = None
+        if "bandwidth" in spec:
+            bw = _number(spec["bandwidth"], f"{key}.bandwidth", positive=True)
+        return SampleDensity(pts[inside], bw)
+    _table(spec, key, {"kind", "path"}, required=True)
+    vals = _load_npy(spec, key, base_dir)
+    if vals.shape != grid.shape:
+        raise CaseError(f"{key}.path", f"grid values must have shape {grid.shape} (domain.cells), got {vals.shape}")
+    if np.any(vals <= 0):
+        raise CaseError(f"{key}.path", f"grid density must be > 0 in every cell ({int(np.sum(vals <= 0))} cells are not)")
+    return GridDensity(vals)
+
+
+def _load_npy(spec, key, base_dir) -> np.ndarray:
+    p = spec["path"]
+    if not isinstance(p, str) or not p:
+        raise CaseError(f"{key}.path", "must be a non-empty string (a .npy file)")
+    full = p if os.path.isabs(p) or base_dir is None else os.path.join(base_dir, p)
+    try:
+        arr = np.load(full, allow_pickle=False)
+    except FileNotFoundError:
+        raise CaseError(f"{key}.path", f"no such file: {full}") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise CaseError(f"{key}.path", f"not a readable .npy array ({full}: {exc})") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
+        raise CaseError(f"{key}.path", f"must hold a numeric array ({full})")
+    arr = arr.astype(float)
+    if not np.all(np.isfinite(arr)):
+        raise CaseError(f"{key}.path", f"contains NaN or inf ({full})")
+    spec["path"] = os.path.abspath(full)
+    return arr
+
+
+def _parse_flow(spec) -> str:
+    _table(spec, "flow", {"kind"}, required=True)
+    kind = spec["kind"]
+    if kind not in PRESETS:
+        raise CaseError("flow.kind", f"unknown flow {kind!r} (one of {', '.join(PRESETS)})")
+    return kind
+
+
+def _parse_time(spec):
+    _table(spec, "time", {"dt", "save_times"}, required=True, optional=("scheme",))
+    dt = float(_number(spec["dt"], "time.dt", positive=True))
+    st = spec["save_times"]
+    if not isinstance(st, list) or not st:
+        raise CaseError("time.save_times", "must be a non-empty list of times > 0")
+    times = _vector(st, "time.save_times", positive=True)
+    for i in range(1, len(times)):
+        if times[i] <= times[i - 1]:
+            raise CaseError(f"time.save_times[{i}]", f"must increase ({times[i]} after {times[i - 1]})")
+    for i, t in enumerate(times):
+        k = t / dt
+        if abs(k - round(k)) > 1e-9 * max(1.0, k) or round(k) < 1:
+            raise CaseError(f"time.save_times[{i}]", f"{t} is not a multiple of dt = {dt}")
+    if round(times[-1] / dt) > 10_000_000:
+        raise CaseError("time.dt", f"{round(times[-1] / dt):,} steps to t = {times[-1]}; use a larger dt")
+    scheme = spec.get("scheme", "backward-euler")
+    if scheme not in SCHEMES:
+        raise CaseError("time.scheme", f"unknown scheme {scheme!r} (one of {', '.join(SCHEMES)})")
+    return dt, tuple(float(t) for t in times), scheme
+
+
+def _checked_discretise(density: Density, grid: Grid, key: str):
+    disc = discretise(density, grid)
+    lc = disc.log_cells
+    if not np.all(np.isfinite(lc)) or any(not np.all(np.isfinite(f)) for f in disc.log_faces):
+        if isinstance(density, SampleDensity):
+            raise CaseError(f"{key}.path", "the samples' kernel density estimate is zero in part of the "
+                            "domain; use a larger bandwidth or a smaller domain")
+        raise CaseError(key, "density is zero or not finite somewhere on the grid")
+    if isinstance(density, SampleDensity):
+        if lc.min() < lc.max() + math.log(_KDE_RESOLVED):
+            raise CaseError(f"{key}.path", "the samples' kernel density estimate falls below round-off "
+                            f"({_KDE_RESOLVED:g} of its maximum) in part of the domain; use a larger "
+                            "bandwidth or a smaller domain")
+    return disc
+
+
+def load_case(path) -> Case:
+    """Read and validate a TOML case file."""
+    return Case.from_toml(path)
+

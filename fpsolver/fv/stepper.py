@@ -1,0 +1,233 @@
+"""Time stepping: the Crandall-Liggett exponential formula, BDF2, save times, checkpoints.
+
+Backward Euler is the exponential formula of MATH.md section 3 with n = t/dt factors:
+
+    rho(t_n) ~ (I + dt A)^{-n} rho_0,    A rho = -div(rho_d grad beta(rho / rho_d)).
+
+BDF2 solves (3 rho^{n+1} - 4 rho^n + rho^{n-1}) / (2 dt) = -A rho^{n+1}, i.e. the same resolvent
+with step 2dt/3 and right-hand side (4 rho^n - rho^{n-1})/3; its first step (and the step after
+a rejection) is backward Euler. A step whose Newton solve fails is rejected and replaced by two
+backward-Euler half steps, recursively up to ``MAX_HALVINGS`` times; rejections are counted.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from .. import __version__
+from ..errors import InputError, SolverError
+from ..flows import Flow, get_flow
+from ..result import Result, atomic_savez
+from .newton import NewtonFailure, backward_euler_step
+from .operators import FVOperator
+
+MAX_HALVINGS = 10
+
+
+@dataclass
+class RunState:
+    """Everything needed to continue a run bit for bit (what a checkpoint holds)."""
+
+    n: int                       # steps done
+    w: np.ndarray                # log(rho / rho_d) at step n
+    w_prev: Optional[np.ndarray]  # at step n - 1 (BDF2 history), None after a restart
+    saved_t: list = field(default_factory=list)
+    saved_rho: list = field(default_factory=list)
+    newton_iterations: list = field(default_factory=list)
+    mass: list = field(default_factory=list)
+    energy: list = field(default_factory=list)
+    rejected_steps: int = 0
+    linear_iterations: int = 0
+    wall_time: float = 0.0
+
+
+class CrandallLiggett:
+    """Backward Euler / BDF2 time stepper on a :class:`FVOperator`."""
+
+    def __init__(self, op: FVOperator, flow: Flow, dt: float, scheme: str = "backward-euler",
+                 rtol: float = 1e-15, linear: str = "auto",
+                 source: Optional[Callable[[float], np.ndarray]] = None):
+        if scheme not in ("backward-euler", "bdf2"):
+            raise ValueError(f"unknown scheme {scheme!r}")
+        self.op, self.flow, self.dt, self.scheme = op, flow, float(dt), scheme
+        self.rtol, self.linear, self.source = rtol, linear, source
+
+    # --- one resolvent, with rejection and halving
+    def _resolvent(self, w_start, bhat, h, state: RunState):
+        w, st = backward_euler_step(self.op, self.flow, w_start, bhat, h, rtol=self.rtol, linear=self.linear)
+        state.newton_iterations[-1] += st.iterations
+        state.linear_iterations += st.linear_iterations
+        return w
+
+    def _bhat(self, w, t_new, h):
+        bhat = self.op.a * np.exp(w)
+        if self.source is not None:
+            bhat = bhat + h * self.source(t_new).reshape(bhat.shape) / self.op.a
+        return bhat
+
+    def _be_substeps(self, w, t0, h, depth, state, w_guess=None):
+        """Advance w from t0 by h with backward Euler, halving on failure."""
+        try:
+            return self._resolvent(w if w_guess is None else w_guess, self._bhat(w, t0 + h, h), h, state)
+        except NewtonFailure as exc:
+            if depth >= MAX_HALVINGS:
+                raise SolverError(f"Newton failed at t = {t0:.6g} even with step {h:.3g} "
+                                  f"({MAX_HALVINGS} halvings): {exc}") from None
+            state.rejected_steps += 1
+            w_half = self._be_substeps(w, t0, h / 2, depth + 1, state)
+            return self._be_substeps(w_half, t0 + h / 2, h / 2, depth + 1, state)
+
+    def step(self, state: RunState) -> None:
+        """Advance ``state`` by one step dt."""
+        t0 = state.n * self.dt
+        state.newton_iterations.append(0)
+        w = state.w
+        # Newton starts from the linear extrapolation of the last two steps when there are two
+        w_guess = w if state.w_prev is None else 2 * w - state.w_prev
+        if self.scheme == "bdf2" and state.w_prev is not None:
+            h = 2 * self.dt / 3
+            bhat = self.op.a * (4 * np.exp(w) - np.exp(state.w_prev)) / 3
+            if self.source is not None:
+                bhat = bhat + h * self.source(t0 + self.dt).reshape(bhat.shape) / self.op.a
+            try:
+                w_new = self._resolvent(w_guess, bhat, h, state)
+                restart = False
+            except NewtonFailure:
+                state.rejected_steps += 1
+                w_new = self._be_substeps(w, t0, self.dt, 1, state)
+                restart = True
+        else:
+            rejected = state.rejected_steps
+            w_new = self._be_substeps(w, t0, self.dt, 0, state, w_guess)
+            restart = state.rejected_steps > rejected
+        state.w_prev = None if restart else w
+        state.w = w_new
+        state.n += 1
+
+    def record(self, state: RunState) -> None:
+        rho = self.op.rho(state.w)
+        state.mass.append(float(np.sum(rho) * self.op.volume))
+        if self.flow.energy_density is not None:
+            u = np.exp(state.w)
+            state.energy.append(float(np.sum(np.exp(self.op.log_rho_d) * self.flow.energy_density(u))
+                                      * self.op.volume))
+
+
+def crandall_liggett(op: FVOperator, flow, w0: np.ndarray, dt: float, save_steps, *,
+                     scheme: str = "backward-euler", rtol: float = 1e-15, linear: str = "auto",
+                     source=None, progress: Callable = None, state: Optional[RunState] = None,
+                     checkpoint: Optional[Callable[[RunState], None]] = None) -> RunState:
+    """Run the exponential formula (or BDF2) from w0 through the given save steps.
+
+    Returns the final :class:`RunState`, whose ``saved_rho`` holds rho at step 0 and at each
+    of ``save_steps`` (step k is time k*dt). ``state`` continues an interrupted run;
+    ``checkpoint(state)`` is called after every step (it decides itself whether to write).
+    """
+    stepper = CrandallLiggett(op, get_flow(flow), dt, scheme, rtol, linear, source)
+    save_steps = [int(k) for k in save_steps]
+    if state is None:
+        state = RunState(n=0, w=np.array(w0, dtype=float), w_prev=None)
+        state.saved_t.append(0.0)
+        state.saved_rho.append(op.rho(state.w))
+        stepper.record(state)
+    total = save_steps[-1]
+    t_start = time.perf_counter() - state.wall_time
+    while state.n < total:
+        stepper.step(state)
+        stepper.record(state)
+        if state.n in save_steps:
+            state.saved_t.append(state.n * dt)
+            state.saved_rho.append(op.rho(state.w))
+        state.wall_time = time.perf_counter() - t_start
+        if progress is not None:
+            progress(state.n, f"t={state.n * dt:.4g}")
+        if checkpoint is not None:
+            checkpoint(state)
+    return state
+
+
+# ------------------------------------------------------------------ case -> Result
+
+def solve_case(case, *, scheme: Optional[str] = None, rtol: float = 1e-15, linear: str = "auto",
+               progress: Callable = None, checkpoint_path: Optional[str] = None,
+               checkpoint_every: float = 60.0, resume: Optional[str] = None) -> Result:
+    """Solve a :class:`~fpsolver.case.Case` with the finite-volume solver; return a Result."""
+    scheme = scheme or case.scheme
+    target, initial = case.discretised()
+    op = FVOperator.build(case.grid, target)
+    flow = get_flow(case.flow)
+    w0 = (initial.log_cells - target.log_cells).reshape(op.a.shape)
+    state = load_checkpoint(resume, case, scheme, op.a.shape) if resume else None
+    writer = _CheckpointWriter(checkpoint_path, checkpoint_every, case, scheme) if checkpoint_path else None
+    state = crandall_liggett(op, flow, w0, case.dt, case.save_steps, scheme=scheme, rtol=rtol,
+                             linear=linear, progress=progress, state=state, checkpoint=writer)
+    mass = np.array(state.mass)
+    meta = {
+        "kind": "density", "backend": "fv", "version": __version__, "case": case.raw,
+        "source": case.source, "flow": case.flow, "scheme": scheme, "dt": case.dt,
+        "grid": case.grid.to_dict(), "newton_rtol": rtol, "linear_solver": linear,
+        "steps": state.n, "newton_iterations": state.newton_iterations,
+        "linear_iterations": state.linear_iterations, "rejected_steps": state.rejected_steps,
+        "mass": state.mass, "energy": state.energy,
+        "mass_error": float(np.max(np.abs(mass - mass[0])) / mass[0]),
+        "min_rho": float(min(np.min(r) for r in state.saved_rho)),
+        "wall_time": state.wall_time,
+    }
+    shape = case.grid.shape
+    return Result(t=np.array(state.saved_t), meta=meta, axes=case.grid.centres,
+                  rho=np.stack([r.reshape(shape) for r in state.saved_rho]),
+                  rho_d=np.exp(target.log_cells).reshape(shape))
+
+
+class _CheckpointWriter:
+    def __init__(self, path, every, case, scheme):
+        self.path, self.every, self.case, self.scheme = path, float(every), case, scheme
+        self.last = time.perf_counter()
+
+    def __call__(self, state: RunState) -> None:
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            save_checkpoint(self.path, state, self.case, self.scheme)
+            self.last = now
+
+
+def save_checkpoint(path, state: RunState, case, scheme: str) -> None:
+    """Write the run state atomically (``.npz``; arrays plus a JSON header)."""
+    head = {"kind": "fv-checkpoint", "version": __version__, "case": case.raw, "scheme": scheme,
+            "n": state.n, "rejected_steps": state.rejected_steps,
+            "linear_iterations": state.linear_iterations, "wall_time": state.wall_time,
+            "saved_t": state.saved_t, "newton_iterations": state.newton_iterations,
+            "mass": state.mass, "energy": state.energy}
+    arrays = {"meta": np.array(json.dumps(head)), "w": state.w, "saved_rho": np.stack(state.saved_rho)}
+    if state.w_prev is not None:
+        arrays["w_prev"] = state.w_prev
+    atomic_savez(path, **arrays)
+
+
+def load_checkpoint(path, case, scheme: str, shape) -> RunState:
+    """Read a checkpoint written by :func:`save_checkpoint` for the same case and scheme."""
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such checkpoint file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            head = json.loads(str(z["meta"]))
+            w, saved = z["w"], z["saved_rho"]
+            w_prev = z["w_prev"] if "w_prev" in z.files else None
+    except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(head, dict) or head.get("kind") != "fv-checkpoint":
+        raise InputError(f"{path}: not a grid-solver checkpoint")
+    if head.get("case") != case.raw or head.get("scheme") != scheme:
+        raise InputError(f"{path}: checkpoint was written for a different case or scheme")
+    if w.shape != tuple(shape) or not np.all(np.isfinite(w)):
+        raise InputError(f"{path}: checkpoint state does not match the grid")
+    return RunState(n=int(head["n"]), w=w, w_prev=w_prev, saved_t=list(head["saved_t"]),
+                    saved_rho=[r.reshape(shape) for r in saved],
+                    newton_iterations=list(head["newton_iterations"]), mass=list(head["mass"]),
+                    energy=list(head["energy"]), rejected_steps=int(head["rejected_steps"]),
+                    linear_iterations=int(head["linear_iterations"]), wall_time=float(head["wall_time"]))
