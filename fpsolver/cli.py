@@ -1,0 +1,213 @@
+"""Command line: argument parsing and printing only; the numerics live in the solvers.
+
+Exit status: 0 success, 2 bad input (case file, result file, option), 3 a solve that failed
+for good, 130/143 interrupted. Errors are one line on stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+from .errors import FpsolverError, InputError
+
+
+def _out_path(path: str) -> str:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"--out {path}: folder {folder} does not exist")
+    return path
+
+
+def _cells(text: str):
+    try:
+        cells = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cells must be N or N,M integers, got {text!r}") from None
+    if not cells or len(cells) > 2 or min(cells) < 3:
+        raise argparse.ArgumentTypeError(f"cells must be one or two integers >= 3, got {text!r}")
+    return cells
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (v > 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return v
+
+
+def _progress(label, total, quiet):
+    from .progress import ProgressBar
+    return ProgressBar(label, total, enabled=not quiet)
+
+
+# ------------------------------------------------------------------ commands
+
+def cmd_solve(args) -> int:
+    from .case import Case
+
+    case = Case.from_toml(args.case)
+    if args.cells is not None and len(args.cells) != case.grid.dim:
+        raise InputError(f"--cells: give {case.grid.dim} value(s) for this {case.grid.dim}D case")
+    case = case.with_overrides(dt=args.dt, cells=args.cells, scheme=args.scheme)
+    out = _out_path(args.out)
+    bar = _progress(f"solve ({args.backend})", case.save_steps[-1], args.quiet)
+    if args.backend == "fipy":
+        from .fipy_backend import solve_case_fipy
+        if args.checkpoint or args.resume:
+            raise InputError("--checkpoint/--resume are available for the fv backend only")
+        res = solve_case_fipy(case, progress=bar)
+    else:
+        from .fv import solve_case
+        res = solve_case(case, progress=bar, checkpoint_path=args.checkpoint,
+                         checkpoint_every=args.checkpoint_every, resume=args.resume)
+    bar.close()
+    res.save(out)
+    if not args.quiet:
+        print(summary_density(res, out))
+    return 0
+
+
+def summary_density(res, out: str) -> str:
+    m = res.meta
+    lines = [f"wrote {out}",
+             f"  backend {m.get('backend')}, flow {m.get('flow')}, scheme {m.get('scheme')}, "
+             f"grid {'x'.join(str(c) for c in m['grid']['cells'])}, dt {m.get('dt'):g}",
+             f"  final time       {res.t[-1]:g}  ({m.get('steps')} steps, {m.get('rejected_steps', 0)} rejected)",
+             f"  mass error       {m.get('mass_error', float('nan')):.2e} (relative, max over steps)",
+             f"  min rho          {m.get('min_rho', float('nan')):.3e}"]
+    e = m.get("energy") or []
+    if e:
+        lines.append(f"  energy           {e[0]:.6g} -> {e[-1]:.6g}")
+    its = m.get("newton_iterations") or m.get("sweeps") or []
+    if its:
+        lines.append(f"  iterations/step  mean {sum(its) / len(its):.2f}, max {max(its)}")
+    lines.append(f"  wall time        {m.get('wall_time', 0.0):.2f} s")
+    return "\n".join(lines)
+
+
+def cmd_plot(args) -> int:
+    from .result import Result
+    from .plots import plot_density
+
+    res = Result.load(args.result)
+    out = _out_path(args.out)
+    if res.kind == "particles":
+        from .plots import plot_particles
+        plot_particles(res, out)
+    else:
+        plot_density(res, out)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_particles(args) -> int:
+    from .case import Case
+    from .particles import solve_particles_cli
+    return solve_particles_cli(args, Case.from_toml(args.case), _out_path(args.out))
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare_cli
+    return compare_cli(args)
+
+
+def cmd_validate(args) -> int:
+    from .validate import validate_cli
+    return validate_cli(args)
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    return run_demo(args)
+
+
+# ------------------------------------------------------------------ parser
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fpsolver", description="Nonlinear Fokker-Planck equations of "
+                                "GANs as gradient flows: grid and particle solvers, with verification.")
+    from . import __version__
+    p.add_argument("--version", action="version", version=f"fpsolver {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("solve", help="solve a case on the grid (finite volumes, or FiPy)")
+    s.add_argument("case", help="case file (TOML)")
+    s.add_argument("--out", required=True, help="result file (.npz)")
+    s.add_argument("--backend", choices=("fv", "fipy"), default="fv")
+    s.add_argument("--scheme", choices=("backward-euler", "bdf2"))
+    s.add_argument("--dt", type=_positive)
+    s.add_argument("--cells", type=_cells, help="N or N,M")
+    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--checkpoint", help="write the run state here every --checkpoint-every seconds")
+    s.add_argument("--checkpoint-every", type=_positive, default=60.0, metavar="SECONDS")
+    s.add_argument("--resume", help="continue from this checkpoint")
+    s.set_defaults(func=cmd_solve)
+
+    s = sub.add_parser("plot", help="plot a result file")
+    s.add_argument("result")
+    s.add_argument("--out", required=True, help="figure (.png)")
+    s.set_defaults(func=cmd_plot)
+
+    s = sub.add_parser("particles", help="particle solver for the distribution-dependent ODE")
+    s.add_argument("case")
+    s.add_argument("--out", required=True)
+    s.add_argument("--n", type=int, default=100_000, help="number of particles")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--bandwidth", type=_positive)
+    s.add_argument("--integrator", choices=("euler", "heun"), default="heun")
+    s.add_argument("--mode", choices=("interacting", "superposition"), default="interacting")
+    s.add_argument("--pde", help="PDE result whose velocity field drives superposition particles")
+    s.add_argument("--save-positions", type=int, metavar="M", help="store only M of the particles")
+    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--checkpoint")
+    s.add_argument("--checkpoint-every", type=_positive, default=60.0, metavar="SECONDS")
+    s.add_argument("--resume")
+    s.set_defaults(func=cmd_particles)
+
+    s = sub.add_parser("compare", help="particles vs PDE: L1, W1, KS per save time")
+    s.add_argument("pde")
+    s.add_argument("particles")
+    s.add_argument("--plot", help="figure (.png)")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("validate", help="run the verification studies and write a report")
+    s.add_argument("--out", required=True, help="report folder")
+    s.add_argument("--quick", action="store_true")
+    s.add_argument("--only", help="comma-separated study names")
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("demo", help="run the built-in 1D bimodal case end to end")
+    s.add_argument("--out", default=".", help="folder for the files (default: here)")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def _on_sigterm(signum, frame):
+    raise SystemExit(143)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        return int(args.func(args) or 0)
+    except FpsolverError as exc:
+        print(f"fpsolver: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("fpsolver: interrupted; no output written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
