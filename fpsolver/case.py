@@ -118,6 +118,12 @@ def _k(prefix, key):
     return f"{prefix}.{key}" if prefix else str(key)
 
 
+def _choice(value, key, options):
+    if not isinstance(value, str) or value not in options:
+        raise CaseError(key, f"unknown value {value!r} (one of {', '.join(options)})")
+    return value
+
+
 def _number(value, key, *, positive=False, integer=False):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CaseError(key, f"must be a number, got {type(value).__name__} {value!r}")
@@ -178,12 +184,17 @@ def _cov(comp, key, d):
         raise CaseError(f"{key}.std", "give exactly one of 'std' (per-axis) or 'cov' (full covariance)")
     if has_std:
         std = _vector(comp["std"], f"{key}.std", d, positive=True)
-        return np.diag(np.square(std))
+        var = np.square(np.array(std, float))
+        if not np.all(np.isfinite(var)) or np.any(var < 1e-200):
+            raise CaseError(f"{key}.std", f"out of range for double precision: {std}")
+        return np.diag(var)
     cov = comp["cov"]
     if not isinstance(cov, list) or len(cov) != d:
         raise CaseError(f"{key}.cov", f"must be a {d}x{d} list of lists")
     rows = [_vector(r, f"{key}.cov[{i}]", d) for i, r in enumerate(cov)]
     c = np.array(rows, float)
+    if np.abs(c).max() > 1e150:
+        raise CaseError(f"{key}.cov", "entries out of range for double precision")
     if not np.allclose(c, c.T, rtol=1e-12, atol=0):
         raise CaseError(f"{key}.cov", "must be symmetric")
     if np.any(np.linalg.eigvalsh(c) <= 1e-14 * max(1.0, np.abs(c).max())):
@@ -197,8 +208,7 @@ def _parse_density(spec, key, grid: Grid, base_dir) -> Density:
     kind = spec.get("kind")
     if kind is None:
         raise CaseError(f"{key}.kind", f"missing (one of {', '.join(DENSITY_KINDS)})")
-    if kind not in DENSITY_KINDS:
-        raise CaseError(f"{key}.kind", f"unknown kind {kind!r} (one of {', '.join(DENSITY_KINDS)})")
+    _choice(kind, f"{key}.kind", DENSITY_KINDS)
     d = grid.dim
     if kind == "gaussian":
         _table(spec, key, {"kind", "mean"}, required=True, optional=("std", "cov"))
@@ -266,10 +276,7 @@ def _load_npy(spec, key, base_dir) -> np.ndarray:
 
 def _parse_flow(spec) -> str:
     _table(spec, "flow", {"kind"}, required=True)
-    kind = spec["kind"]
-    if kind not in PRESETS:
-        raise CaseError("flow.kind", f"unknown flow {kind!r} (one of {', '.join(PRESETS)})")
-    return kind
+    return _choice(spec["kind"], "flow.kind", tuple(PRESETS))
 
 
 def _parse_time(spec):
@@ -288,14 +295,13 @@ def _parse_time(spec):
             raise CaseError(f"time.save_times[{i}]", f"{t} is not a multiple of dt = {dt}")
     if round(times[-1] / dt) > 10_000_000:
         raise CaseError("time.dt", f"{round(times[-1] / dt):,} steps to t = {times[-1]}; use a larger dt")
-    scheme = spec.get("scheme", "backward-euler")
-    if scheme not in SCHEMES:
-        raise CaseError("time.scheme", f"unknown scheme {scheme!r} (one of {', '.join(SCHEMES)})")
+    scheme = _choice(spec.get("scheme", "backward-euler"), "time.scheme", SCHEMES)
     return dt, tuple(float(t) for t in times), scheme
 
 
 def _checked_discretise(density: Density, grid: Grid, key: str):
-    disc = discretise(density, grid)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        disc = discretise(density, grid)
     lc = disc.log_cells
     if not np.all(np.isfinite(lc)) or any(not np.all(np.isfinite(f)) for f in disc.log_faces):
         if isinstance(density, SampleDensity):

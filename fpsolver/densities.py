@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 from scipy.special import logsumexp
 
+from .errors import InputError
 from .grid import Grid
 from .kde import kde_on_grid, kde_bandwidth
 
@@ -84,7 +85,7 @@ class GaussianMixture(Density):
             out = np.concatenate([out, pts])
             tries += 1
             if tries > 1000:
-                raise ValueError("the box holds almost none of this Gaussian's mass")
+                raise InputError("cannot sample the Gaussian (mixture): the box holds almost none of its mass")
         return out[:n]
 
     def describe(self):
