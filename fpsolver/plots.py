@@ -50,19 +50,21 @@ def plot_density(res: Result, path: str, pdf: bool = False) -> None:
         if res.rho_d is not None:
             panels.append(("target", res.rho_d))
         vmax = max(float(np.max(p[1])) for p in panels)
-        ncol = min(len(panels), 4)
+        ncol = min(len(panels), 5)
         nrow = -(-len(panels) // ncol)
-        fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 3.0 * nrow), squeeze=False)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(2.8 * ncol + 1.0, 2.8 * nrow), squeeze=False,
+                                 layout="constrained", sharex=True, sharey=True)
         x, y = res.axes
         extent = [2 * x[0] - x[1], 2 * x[-1] - x[-2], 2 * y[0] - y[1], 2 * y[-1] - y[-2]]
         for ax in axes.ravel()[len(panels):]:
             ax.axis("off")
-        for ax, (t, rho) in zip(axes.ravel(), panels):
-            im = ax.imshow(rho.T, origin="lower", extent=extent, vmin=0, vmax=vmax, cmap="viridis",
-                           aspect="auto")
-            ax.set_title(r"$\rho_d$" if t == "target" else f"t = {t:g}")
-            ax.set_xlabel("x")
-            ax.set_ylabel("y")
-        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="density")
+        for k, (ax, (t, rho)) in enumerate(zip(axes.ravel(), panels)):
+            im = ax.imshow(rho.T, origin="lower", extent=extent, vmin=0, vmax=vmax, cmap="viridis")
+            ax.set_title(r"target $\rho_d$" if t == "target" else f"t = {t:g}")
+            if k % ncol == 0:
+                ax.set_ylabel("y")
+            if k >= len(panels) - ncol:
+                ax.set_xlabel("x")
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label=r"density $\rho$")
         fig.suptitle(f"{flow} flow, {res.meta.get('backend', 'fv')} solver")
     save_figure(fig, path, pdf)
