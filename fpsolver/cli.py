@@ -174,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("particles")
     s.add_argument("--plot", help="figure (.png)")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.add_argument("--floor", type=int, default=0, metavar="K",
+                   help="also report the Monte-Carlo W1 floor (95th percentile over K seeds)")
     s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("validate", help="run the verification studies and write a report")

@@ -225,11 +225,12 @@ def test_sample_cell_density_is_exact():
 def test_mc_floor_scales_like_inverse_sqrt_n():
     g = Grid((-4.0,), (4.0,), (200,))
     rho = np.exp(-0.5 * (g.centres[0] + 1.5) ** 2 / 0.25) + np.exp(-0.5 * (g.centres[0] - 1.5) ** 2 / 0.25)
-    small = M.mc_floor_w1(g, rho, 2_000, seeds=40, quantile=0.5)
-    large = M.mc_floor_w1(g, rho, 8_000, seeds=range(100, 140), quantile=0.5)
+    # medians over 200 seeds (a few % noise); the ratio tends to 1/2 as n grows
+    small = M.mc_floor_w1(g, rho, 2_000, seeds=200, quantile=0.5)
+    large = M.mc_floor_w1(g, rho, 8_000, seeds=range(1000, 1200), quantile=0.5)
     assert 0.4 < large / small < 0.6
-    assert M.mc_floor_w1(g, rho, 2_000, seeds=40, quantile=0.5) == small   # deterministic
-    assert M.mc_floor_w1(g, rho, 2_000, seeds=40, quantile=0.95) > small
+    assert M.mc_floor_w1(g, rho, 2_000, seeds=200, quantile=0.5) == small   # deterministic
+    assert M.mc_floor_w1(g, rho, 2_000, seeds=200, quantile=0.95) > small
 
 
 def test_mc_floor_2d_is_sliced():
