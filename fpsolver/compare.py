@@ -28,11 +28,13 @@ N_DIRS = 100         # directions of the sliced W1 in 2D
 
 
 def _describe_grid(axes) -> str:
-    parts = []
+    """'400 cells on [-4, 4]' or '128 x 128 cells on [-4, 4] x [-4, 4]'."""
+    cells, boxes = [], []
     for c in axes:
         h = (c[-1] - c[0]) / (len(c) - 1)
-        parts.append(f"{len(c)} cells on [{c[0] - h / 2:g}, {c[-1] + h / 2:g}]")
-    return " x ".join(parts)
+        cells.append(str(len(c)))
+        boxes.append(f"[{c[0] - h / 2:g}, {c[-1] + h / 2:g}]")
+    return f"{' x '.join(cells)} cells on {' x '.join(boxes)}"
 
 
 def _check_pair(pde: Result, particles: Result, pde_name: str, particles_name: str) -> None:

@@ -180,27 +180,28 @@ def plot_comparison(pde: Result, particles: Result, rows: list, path: str, pdf: 
 def _comparison_1d(pde, particles, rows, idx, path, pdf):
     from .metrics import cell_histogram
     grid = pde.grid
-    ncol = min(len(rows), 4)
+    ncol = 2 if len(rows) == 4 else min(len(rows), 3)
     nrow = -(-len(rows) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.0 * nrow), squeeze=False,
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow + 0.6), squeeze=False,
                              layout="constrained", sharex=True, sharey=True)
     for ax in axes.ravel()[len(rows):]:
         ax.axis("off")
     backend = pde.meta.get("backend", "fv")
     for i, (ax, row, j) in enumerate(zip(axes.ravel(), rows, idx)):
-        hist = cell_histogram(particles.positions[i], grid)
-        ax.stairs(hist, grid.edges[0], color=_method_colour(particles), lw=1.0,
-                  label=_particle_label(particles))
-        ax.plot(pde.axes[0], pde.rho[j], color=_method_colour(pde), lw=1.6, label=f"PDE ({backend})")
+        ax.plot(pde.axes[0], pde.rho[j], color=_method_colour(pde), lw=2.2, alpha=0.6,
+                label=f"PDE ({backend})")
+        ax.stairs(cell_histogram(particles.positions[i], grid), grid.edges[0],
+                  color=_method_colour(particles), lw=0.8, label=_particle_label(particles))
         if pde.rho_d is not None:
             ax.plot(pde.axes[0], pde.rho_d, "k--", lw=1.0, label=r"target $\rho_d$")
-        ax.set_title(f"t = {row['t']:g}: L1 {row['l1']:.2e}, W1 {row['w1']:.2e}", fontsize=9)
+        ax.set_title(f"t = {row['t']:g}:  L1 {row['l1']:.2e},  W1 {row['w1']:.2e}", fontsize=9)
         if i % ncol == 0:
             ax.set_ylabel("density")
         if i >= len(rows) - ncol:
             ax.set_xlabel("x")
-    axes.ravel()[0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"{pde.meta.get('flow', '?')} flow: particles vs PDE")
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    fig.suptitle(f"{pde.meta.get('flow', '?')} flow: particle histogram (on the PDE cells) vs PDE")
     save_figure(fig, path, pdf)
 
 
@@ -212,7 +213,7 @@ def _comparison_2d(pde, particles, rows, idx, path, pdf):
     rhos = [_coarsen(pde.rho[j], k) for j in idx]
     vmax = max(max(float(h.max()), float(r.max())) for h, r in zip(hists, rhos))
     dmax = max(float(np.max(np.abs(h - r))) for h, r in zip(hists, rhos)) or 1.0
-    fig, axes = plt.subplots(len(rows), 3, figsize=(9.6, 2.9 * len(rows)), squeeze=False,
+    fig, axes = plt.subplots(len(rows), 3, figsize=(8.4, 2.8 * len(rows) + 0.8), squeeze=False,
                              layout="constrained", sharex=True, sharey=True)
     ext = _extent(grid.centres)
     for i, row in enumerate(rows):
@@ -227,8 +228,10 @@ def _comparison_2d(pde, particles, rows, idx, path, pdf):
         a[0].set_ylabel("y")
     for a in axes[-1]:
         a.set_xlabel("x")
-    fig.colorbar(im, ax=axes[:, :2].ravel().tolist(), shrink=0.6, label="density")
-    fig.colorbar(dm, ax=axes[:, 2].tolist(), shrink=0.6, label="histogram - PDE")
+    fig.colorbar(im, ax=axes[:, :2].ravel().tolist(), location="bottom", shrink=0.8, aspect=35,
+                 label="density")
+    fig.colorbar(dm, ax=axes[:, 2].tolist(), location="bottom", shrink=0.9, aspect=18,
+                 label="histogram - PDE")
     blocks = f", densities on {k}x{k}-cell blocks" if k > 1 else ""
     fig.suptitle(f"{pde.meta.get('flow', '?')} flow: {_particle_label(particles)} vs PDE{blocks} "
                  "(W1 sliced)")
