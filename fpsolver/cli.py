@@ -209,6 +209,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("fpsolver: interrupted; no output written", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `fpsolver compare ... | head`: the reader left; stay quiet
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
