@@ -1,7 +1,7 @@
 """The same PDE written with FiPy terms: an independent second grid solver.
 
 FiPy (NIST's finite-volume package) solves, for the unknown rho itself (not log u), the
-non-divergence-free form of MATH.md section 2,
+convection-diffusion form of MATH.md section 2,
 
     d_t rho = div( beta'(u) grad rho ) - div( rho beta'(u) grad log rho_d ),   u = rho / rho_d,
 
@@ -16,24 +16,27 @@ Choices, and why:
   normal gradient of log rho_d, the face Peclet number is P_f = g_f h = l_j - l_i
   (l = log rho_d in the cells), whatever beta' is, and the exponential flux is exactly
 
-      J_ij = -(D_f / h) Lambda_ij (u_j - u_i),   Lambda_ij = (rho_d,j - rho_d,i) / (l_j - l_i),
+      J_ij = -(D_f / h) H_ij (u_j - u_i),   H_ij = rho_d,i rho_d,j (l_j - l_i) / (rho_d,j - rho_d,i),
 
-  the logarithmic mean of rho_d. This is our two-point flux
-  J_ij = -rho_d(x_ij) (beta(u_j) - beta(u_i)) / h with beta(u_j) - beta(u_i) replaced by
-  beta'(u_f)(u_j - u_i), u_f = (u_i + u_j)/2 (midpoint rule, error O(|u_j - u_i|^3)), i.e.
-  consistent to O(h^2). It is positivity preserving (the lagged matrix is an M-matrix) and
-  rho = rho_d is an exact discrete steady state. Central differencing is second order too but
-  not an M-matrix once |P_f| > 2; upwind and power-law add numerical diffusion.
+  H_ij = h / int_i^j dx / rho_d for log-linear rho_d (a harmonic mean). With
+  D_f = beta'(u_f) rho_d,f / H_ij this is our two-point flux
+  J_ij = -rho_d,f (beta(u_j) - beta(u_i)) / h with beta(u_j) - beta(u_i) replaced by
+  beta'(u_f)(u_j - u_i), u_f = (u_i + u_j)/2 (FiPy's arithmetic face value; midpoint rule,
+  error O(|u_j - u_i|^3)): consistent with ours to O(h^2), and identical for kl (beta' = 1).
+  The lagged matrix is an M-matrix (positivity preserving) and rho = rho_d is an exact
+  discrete steady state. Central differencing is second order too but loses the M-matrix
+  property once |P_f| > 2; upwind and power-law add numerical diffusion. Because P_f does not
+  depend on the iterate, the weights FiPy caches at the first assembly stay correct.
 * g_f is the difference of our discretised log cell values divided by h (FiPy's ``faceGrad``
-  of the cell variable log rho_d), not the analytic gradient at the face: only then is
-  rho_d (cells) an exact steady state, as it is for our scheme.
-* rho_d at faces: the diffusion coefficient is D_f = beta'(u_f) rho_d,f / Lambda_f with rho_d,f
-  the face values of :meth:`fpsolver.case.Case.discretised` (``target.log_faces``), so the face
-  weight D_f Lambda_f is beta'(u_f) rho_d,f: both solvers discretise the same rho_d.
-  C_f = D_f g_f keeps P_f = l_j - l_i.
+  of the cell variable log rho_d), not the analytic gradient at the face: only then does the
+  exponential scheme collapse to a two-point flux in u, and rho_d (cells) is an exact steady
+  state, as it is for our scheme.
+* rho_d at faces: rho_d,f are the face values of :meth:`fpsolver.case.Case.discretised`
+  (``target.log_faces``), the ones our solver uses: both discretise the same rho_d.
 * Linear solver: FiPy's scipy ``LinearLUSolver`` (sparse LU with iterative refinement), with
-  its tolerance set explicitly (``LINEAR_TOL``, 'RHS' criterion). FiPy 4's default (1e-5)
-  stalls the sweeps near a 1e-4 residual. A direct solve also keeps the M-matrix positivity.
+  its tolerance set explicitly (``LINEAR_TOL``, 'RHS' criterion): FiPy 4's default (1e-5)
+  stalls the sweeps near a 1e-4 residual. A direct solve also keeps the M-matrix positivity:
+  no negative iterate appears (an inexact Krylov solve can give one in the first sweeps).
 * Residual: the mass residual of the lagged system at the iterate entering a sweep,
   sum_i |R_i|,  R_i = |K_i|(rho_i - b_i) - h sum_j |sigma_ij| (-J_ij) (FiPy's L x - b times h),
   relative to the mass of b; sweeps stop when it is <= ``sweep_tol`` (default 1e-10), the same
@@ -89,12 +92,12 @@ def _fipy():
 
 @dataclass
 class _Faces:
-    """Interior faces of a FiPy mesh in our terms: the two cells and rho_d,f / Lambda_f."""
+    """Interior faces of a FiPy mesh in our terms: the two cells and rho_d,f / H_f."""
 
     interior: np.ndarray   # FiPy face ids of interior faces
     c1: np.ndarray         # FiPy cell ids on either side
     c2: np.ndarray
-    weight: np.ndarray     # rho_d,f / Lambda_f (log mean of the cell values)
+    weight: np.ndarray     # rho_d,f / H_f, H_f = rho_d,i rho_d,j (l_j - l_i) / (rho_d,j - rho_d,i)
 
 
 @dataclass
@@ -103,8 +106,7 @@ class _Model:
 
     fp: object
     mesh: object
-    order: str             # reshape order between FiPy cell ids and our [ix, iy] arrays
-    shape: tuple
+    shape: tuple           # our [ix, iy] shape (FiPy numbers cells x fastest)
     rho: object            # CellVariable, hasOld
     diff: object           # FaceVariable D_f
     conv: object           # FaceVariable (vector) C_f
@@ -151,7 +153,7 @@ def _faces(mesh, grid, target) -> _Faces:
         log_face[~along_x] = target.log_faces[1][ix[~along_x], iy[~along_x]]
     lc = _to_fipy(target.log_cells)
     a = np.abs(0.5 * (lc[c2] - lc[c1]))
-    # log(sinh(a) / a), overflow-free; rho_d,i rho_d,j / Lambda = exp(l_mid) a / sinh(a)
+    # H_f = exp(l_mid) a / sinh(a), a = |l_j - l_i| / 2; log(sinh(a) / a) without overflow
     log_shc = np.where(a < 1e-6, a * a / 6.0,
                        a + np.log(-np.expm1(-2.0 * np.maximum(a, 1e-6))) - np.log(2.0 * np.maximum(a, 1e-6)))
     weight = np.exp(log_face - 0.5 * (lc[c1] + lc[c2]) + log_shc)
@@ -169,7 +171,7 @@ def _build(case, target, initial) -> _Model:
                              "cells (the FiPy unknown is rho itself); use the fv backend or a smaller domain")
     mesh = _mesh(fp, grid)
     faces = _faces(mesh, grid, target)
-    log_rho_d = fp.CellVariable(mesh=mesh, value=np.log(rho_d))
+    log_rho_d = fp.CellVariable(mesh=mesh, value=_to_fipy(target.log_cells))
     grad = np.array(log_rho_d.faceGrad.numericValue) * np.asarray(mesh.interiorFaces, dtype=float)
     rho = fp.CellVariable(mesh=mesh, name="rho", value=rho0, hasOld=True)
     diff = fp.FaceVariable(mesh=mesh, value=1.0)
@@ -180,12 +182,12 @@ def _build(case, target, initial) -> _Model:
     rhs2 = fp.DiffusionTerm(coeff=diff, var=rho) - fp.ExponentialConvectionTerm(coeff=conv, var=rho)
     eq_bdf2 = fp.TransientTerm(coeff=1.5, var=rho) - history == rhs2
     solver = fp.LinearLUSolver(tolerance=LINEAR_TOL, criterion="RHS", iterations=10)
-    return _Model(fp, mesh, "F", grid.shape, rho, diff, conv, history, eq_be, eq_bdf2, faces,
+    return _Model(fp, mesh, grid.shape, rho, diff, conv, history, eq_be, eq_bdf2, faces,
                   grad, rho_d, np.asarray(mesh.cellVolumes, dtype=float), solver)
 
 
 def _update_coefficients(m: _Model, flow: Flow, rho: np.ndarray) -> None:
-    """Lagged D_f = beta'(u_f) rho_d,f / Lambda_f and C_f = D_f grad log rho_d (interior faces)."""
+    """Lagged D_f = beta'(u_f) rho_d,f / H_f and C_f = D_f grad log rho_d (interior faces)."""
     u = rho / m.rho_d
     f = m.faces
     d = np.empty(m.mesh.numberOfFaces)
@@ -244,7 +246,9 @@ def solve_case_fipy(case, *, scheme: Optional[str] = None, progress: Optional[Ca
 
     The Result has the layout of :func:`fpsolver.fv.solve_case` (t from 0, x[, y], rho
     (nt, nx[, ny]), rho_d) with ``meta["backend"] == "fipy"``; ``meta["sweeps"]`` holds the
-    Picard sweeps of each step (linear solves), ``mass``/``energy`` one value per step (t = 0
+    Picard sweeps of each step (linear solves that led to the accepted iterate; FiPy's
+    ``sweep`` also solves once more in the sweep that measures the accepted residual),
+    ``final_residuals`` the accepted residuals, ``mass``/``energy`` one value per step (t = 0
     included).
     """
     scheme = scheme or case.scheme

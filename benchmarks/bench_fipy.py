@@ -1,0 +1,123 @@
+"""Our finite-volume solver against the FiPy formulation: same case, grid, dt and tolerance.
+
+Both solve the case's PDE by backward Euler to the same final residual: the mass residual
+sum_i |R_i| of each step relative to the mass of its right-hand side, <= TOL (Newton rtol for
+ours, Picard sweep_tol for FiPy). Reported per backend and grid: the median wall time of
+one step (over all steps of all repeats; the machine's cores are shared, so medians), the
+speed ratio, the L1 difference of the two answers, and each answer's L1 distance to a
+reference run of ours with 4x the cells per axis and dt/4, averaged onto the coarse cells.
+
+    python benchmarks/bench_fipy.py            # 1D 400 cells, 2D 128x128 (about 1 minute)
+    python benchmarks/bench_fipy.py --quick    # fewer steps and repeats (about 15 s)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from fpsolver.case import Case
+from fpsolver.fipy_backend import solve_case_fipy
+from fpsolver.fv import solve_case
+
+TOL = 1e-10
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
+TARGETS = {1: 40.0, 2: 30.0}   # ours must be at least this many times faster
+
+
+class _StepClock:
+    """A progress observer recording the wall time of each step."""
+
+    def __init__(self):
+        self.times: list[float] = []
+        self.last = time.perf_counter()
+
+    def __call__(self, done: int, info: str = "") -> None:
+        now = time.perf_counter()
+        self.times.append(now - self.last)
+        self.last = now
+
+
+def _timed(solver, case, repeats: int):
+    """(median seconds per step over all steps of all repeats, last Result)."""
+    steps, res = [], None
+    for _ in range(repeats):
+        clock = _StepClock()
+        res = solver(case, clock)
+        steps.extend(clock.times)
+    return statistics.median(steps), res
+
+
+def _ours(case, progress):
+    return solve_case(case, rtol=TOL, progress=progress)
+
+
+def _fipy(case, progress):
+    return solve_case_fipy(case, sweep_tol=TOL, progress=progress)
+
+
+def _restrict(fine: np.ndarray, shape: tuple) -> np.ndarray:
+    if len(shape) == 1:
+        return fine.reshape(shape[0], 4).mean(axis=1)
+    return fine.reshape(shape[0], 4, shape[1], 4).mean(axis=(1, 3))
+
+
+def bench(path: str, steps: int, repeats: int) -> dict:
+    """Time both solvers on the case file for ``steps`` steps; return the measurements."""
+    case = Case.from_toml(path)
+    case = case.with_overrides(save_times=[steps * case.dt])
+    warm = case.with_overrides(save_times=[case.dt])
+    _ours(warm, None), _fipy(warm, None)   # compile / import / first-build costs out of the timing
+    t_ours, ours = _timed(_ours, case, max(repeats, 5))
+    t_fipy, fp = _timed(_fipy, case, repeats)
+    fine = case.with_overrides(cells=[4 * n for n in case.grid.cells], dt=case.dt / 4)
+    ref = _restrict(solve_case(fine, rtol=TOL).rho[-1], case.grid.shape)
+    vol = case.grid.cell_volume
+    l1 = lambda a, b: float(np.sum(np.abs(a - b)) * vol)  # noqa: E731
+    return {"case": case, "t_ours": t_ours, "t_fipy": t_fipy, "ratio": t_fipy / t_ours,
+            "diff": l1(fp.rho[-1], ours.rho[-1]), "err_ours": l1(ours.rho[-1], ref),
+            "err_fipy": l1(fp.rho[-1], ref), "sweeps": statistics.median(fp.meta["sweeps"]),
+            "newton": statistics.median(ours.meta["newton_iterations"]),
+            "fipy_version": fp.meta["fipy_version"]}
+
+
+def _grid_name(case) -> str:
+    return "x".join(str(n) for n in case.grid.cells)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer steps and one FiPy repeat")
+    args = ap.parse_args(argv)
+    runs = [("bimodal_1d.toml", 5 if args.quick else 20), ("two_mode_2d.toml", 3 if args.quick else 8)]
+    repeats = 1 if args.quick else 3
+    results, ok = [], True
+    print(f"backward Euler, residual tolerance {TOL:g} for both; median over steps x repeats "
+          "(shared cores: timings are noisy)")
+    for name, steps in runs:
+        r = bench(os.path.join(EXAMPLES, name), steps, repeats)
+        c, dim = r["case"], r["case"].grid.dim
+        target = TARGETS[dim]
+        ok &= r["ratio"] >= target
+        print(f"{name}: {c.flow}, grid {_grid_name(c)}, dt {c.dt:g}, {steps} steps | "
+              f"ours {1e3 * r['t_ours']:.3g} ms/step ({r['newton']:g} Newton its) | "
+              f"FiPy {1e3 * r['t_fipy']:.4g} ms/step ({r['sweeps']:g} sweeps) | "
+              f"ours {r['ratio']:.0f}x faster (target >= {target:.0f}x: "
+              f"{'met' if r['ratio'] >= target else 'NOT met'}) | L1(FiPy - ours) = {r['diff']:.2e}")
+        results.append(r)
+    print("\n| backend | grid | dt | time per step (median) | L1 vs 4x-refined reference | L1 vs fv answer |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        g, dt = _grid_name(r["case"]), r["case"].dt
+        print(f"| fpsolver fv | {g} | {dt:g} | {1e3 * r['t_ours']:.3g} ms | {r['err_ours']:.2e} | 0 |")
+        print(f"| FiPy {r['fipy_version']} | {g} | {dt:g} | {1e3 * r['t_fipy']:.4g} ms | "
+              f"{r['err_fipy']:.2e} | {r['diff']:.2e} |")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
