@@ -1,0 +1,110 @@
+"""Interacting particles: the distribution-dependent ODE with a kernel density estimate.
+
+    dY_i/dt = v(rho_hat, grad rho_hat, rho_d, grad rho_d)(Y_i),
+    v = beta'(u) (grad log rho_d - grad log rho_hat),   u = rho_hat / rho_d   (MATH.md sections 2, 5),
+
+rho_hat the reflected Gaussian KDE of the N particles (:mod:`.estimate`), read at the particles
+by linear interpolation; rho_d as in :mod:`.target`; beta' from the flow (the same preset the
+grid solver uses, through :func:`fpsolver.flows.dbeta_scalar`).
+
+Step-size limit. Linearising around a smooth state, a density perturbation of wave number k
+feels v = -beta'(u) grad(phi_b * delta rho) / rho, so it evolves as
+d/dt delta rho_k = -beta'(u) k^2 exp(-k^2 b^2 / 2) delta rho_k. The rate is largest at
+k^2 = 2 / b^2, where it equals 2 beta'(u) / (e b^2); explicit Euler and Heun are stable for
+h * rate <= 2, i.e. h <= e b^2 / beta'_max. We take h <= C_DIFF b^2 / beta'_max with
+C_DIFF = 1 (a margin of e), and h <= C_MOVE b / max |v| so that no particle moves more than
+half a bandwidth in one step (the velocity field varies on the scale b).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..flows import get_flow
+from ..grid import Grid
+from . import kernels
+from .estimate import DensityEstimator, roughness
+from .target import TargetField
+
+C_DIFF = 1.0
+C_MOVE = 0.5
+
+
+class InteractingVelocity:
+    """The velocity of the interacting system and its step-size limit."""
+
+    def __init__(self, case, bandwidth: float, kde_grid: Grid):
+        flow = get_flow(case.flow)
+        if flow.code < 0:
+            raise ValueError("the particle solver needs a preset flow")
+        self.code, self.dim, self.bandwidth = flow.code, case.grid.dim, float(bandwidth)
+        self.target = TargetField(case)
+        self.estimate = DensityEstimator(kde_grid, bandwidth)
+        self.kde_grid = kde_grid
+        self.breakpoints = ()
+
+    def __call__(self, x: np.ndarray, out: np.ndarray, t: float, t_start: float) -> float:
+        """Write v(x) into ``out``; return the step-size limit at this state."""
+        rho, grad = self.estimate(x)
+        g = self.kde_grid
+        if self.dim == 1:
+            dmax, vmax = kernels.velocity_1d(self.code, x, rho, grad, g.lower[0], g.spacing[0],
+                                             *self.target.kernel_args(), out)
+        else:
+            dmax, vmax = kernels.velocity_2d(self.code, x, rho, grad, np.array(g.lower),
+                                             np.array(g.spacing), *self.target.kernel_args(), out)
+        return step_limit(self.bandwidth, dmax, vmax)
+
+
+def step_limit(bandwidth: float, dbeta_max: float, v_max: float) -> float:
+    """min(C_DIFF b^2 / beta'_max, C_MOVE b / |v|_max) (module docstring)."""
+    h = np.inf
+    if dbeta_max > 0:
+        h = C_DIFF * bandwidth**2 / dbeta_max
+    if v_max > 0:
+        h = min(h, C_MOVE * bandwidth / v_max)
+    return float(h)
+
+
+# ------------------------------------------------------------------ default bandwidth
+
+def default_bandwidth(case, n: int) -> float:
+    """The default KDE bandwidth for N particles (documented rule, README "Particles").
+
+    For each of rho_0 and rho_d (on the grid), the AMISE-optimal bandwidth of a Gaussian KDE
+    of N points, b^(d+4) = d R(phi) / (N int |Laplacian rho|^2), R(phi) = (4 pi)^(-d/2); the
+    smaller of the two, and never more than Silverman's rule for a single Gaussian of the
+    same spread; floored at one cell. The flow carries rho_0 to rho_d, so the sharper of the
+    two sets the resolution the estimate needs.
+    """
+    grid = case.grid
+    d = grid.dim
+    target, initial = case.discretised()
+    out = np.inf
+    for disc in (initial, target):
+        rho = disc.cells
+        out = min(out, _amise_bandwidth(rho, grid, n), _silverman_from_cells(rho, grid, n))
+    return float(max(out, max(grid.spacing)))
+
+
+def _amise_bandwidth(rho: np.ndarray, grid: Grid, n: int) -> float:
+    d = grid.dim
+    r = roughness(rho, grid)
+    if not r > 0:
+        return np.inf
+    return float((d * (4 * np.pi) ** (-d / 2) / (n * r)) ** (1.0 / (d + 4)))
+
+
+def _silverman_from_cells(rho: np.ndarray, grid: Grid, n: int) -> float:
+    """0.9 min(std, IQR / 1.34) N^(-1/(d+4)) of the cell density, averaged over axes."""
+    d = grid.dim
+    spreads = []
+    for a in range(d):
+        marg = rho.sum(axis=tuple(i for i in range(d) if i != a)) if d > 1 else rho
+        p = marg / marg.sum()
+        c = grid.centres[a]
+        mean = np.sum(p * c)
+        std = np.sqrt(np.sum(p * (c - mean) ** 2))
+        cdf = np.cumsum(p)
+        iqr = np.interp(0.75, cdf, c) - np.interp(0.25, cdf, c)
+        spreads.append(min(std, iqr / 1.34) if iqr > 0 else std)
+    return float(0.9 * np.mean(spreads) * n ** (-1.0 / (d + 4)))

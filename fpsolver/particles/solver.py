@@ -1,0 +1,114 @@
+"""Case -> particle Result: sampling, the chosen velocity, time stepping, checkpoints."""
+from __future__ import annotations
+
+import json
+import math
+from typing import Callable, Optional
+
+import numpy as np
+
+from .. import __version__
+from ..errors import InputError
+from ..grid import Grid
+from ..result import Result
+from .interacting import InteractingVelocity, default_bandwidth
+from .run import CheckpointWriter, ParticleState, integrate, load_checkpoint, record
+from .superposition import PDEVelocity, dense_pde
+
+MODES = ("interacting", "superposition")
+INTEGRATORS = ("euler", "heun")
+
+
+def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optional[float] = None,
+                    integrator: str = "heun", mode: str = "interacting", pde: Optional[Result] = None,
+                    save_positions: Optional[int] = None, progress: Optional[Callable] = None,
+                    checkpoint_path: Optional[str] = None, checkpoint_every: float = 60.0,
+                    resume: Optional[str] = None, kde_cells=None, pde_path: str = "<pde>") -> Result:
+    """Simulate dY/dt = v(t, Y) for N particles from rho_0 and return their positions.
+
+    ``mode="interacting"``: v from a KDE of the particles themselves (MATH.md section 5);
+    ``mode="superposition"``: v from the density Result ``pde`` (section 4). Positions are saved
+    at t = 0 and at every case save time (the first ``save_positions`` particles); the counts
+    of all particles per case cell are kept as ``counts``. ``kde_cells`` sets the auxiliary
+    KDE grid (default: the case grid).
+    """
+    _check_options(case, n, seed, bandwidth, integrator, mode, pde, save_positions)
+    n_saved = n if save_positions is None else int(save_positions)
+    grid = case.grid
+    kde_grid = grid if kde_cells is None else Grid(grid.lower, grid.upper, tuple(kde_cells))
+    meta = {"kind": "particles", "backend": "particles", "version": __version__, "mode": mode,
+            "case": case.raw, "source": case.source, "flow": case.flow, "n": int(n),
+            "n_saved": n_saved, "seed": int(seed), "integrator": integrator,
+            "grid": grid.to_dict(), "dt_max": case.dt}
+    if mode == "interacting":
+        rule = "given" if bandwidth is not None else "default (min of AMISE and Silverman for rho_0, rho_d)"
+        bandwidth = float(bandwidth) if bandwidth is not None else default_bandwidth(case, n)
+        velocity = InteractingVelocity(case, bandwidth, kde_grid)
+        meta.update(bandwidth=bandwidth, bandwidth_rule=rule, kde_cells=list(kde_grid.shape))
+    else:
+        dense, dt, scheme, resolved = dense_pde(case, pde, pde_path)
+        velocity = PDEVelocity(case, dense, scheme)
+        meta.update(bandwidth=None, pde=pde_path, pde_dt=dt, pde_scheme=scheme, pde_resolved=resolved)
+    header = json.loads(json.dumps({k: meta[k] for k in (
+        "mode", "case", "n", "n_saved", "seed", "integrator", "bandwidth", "dt_max")}))
+    if resume:
+        state = load_checkpoint(resume, header, n, grid.dim)
+    else:
+        rng = np.random.default_rng(seed)
+        x = np.ascontiguousarray(case.initial.sample(n, rng, grid), dtype=float)
+        state = ParticleState(steps=0, t=0.0, x=x, rng_state=rng.bit_generator.state)
+        record(state, grid, n_saved)
+    writer = CheckpointWriter(checkpoint_path, checkpoint_every, header) if checkpoint_path else None
+    state = integrate(velocity, state, case.save_times, h_max=case.dt, integrator=integrator,
+                      grid=grid, n_saved=n_saved, progress=progress, checkpoint=writer)
+    inside = [int(np.sum(c)) for c in state.counts]
+    meta.update(steps=state.steps, steps_at_save=state.steps_per_save, min_step=state.h_min,
+                max_step=state.h_max, wall_time=state.wall_time, particles_inside=inside,
+                mean=[_stat(x, np.mean) for x in state.saved_x],
+                std=[_stat(x, np.std) for x in state.saved_x])
+    target, _ = case.discretised()
+    return Result(t=np.array(state.saved_t), meta=meta, axes=grid.centres,
+                  rho_d=np.exp(target.log_cells), positions=np.stack(state.saved_x),
+                  extra={"counts": np.stack(state.counts)})
+
+
+def _stat(x, fn):
+    return [float(v) for v in fn(x, axis=0)]
+
+
+def _check_options(case, n, seed, bandwidth, integrator, mode, pde, save_positions) -> None:
+    """One clear error per unusable option."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise InputError(f"--n: the number of particles must be an integer >= 1 (got {n!r})")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"--seed: must be an integer >= 0 (got {seed!r})")
+    if mode not in MODES:
+        raise InputError(f"--mode: unknown mode {mode!r} (one of {', '.join(MODES)})")
+    if integrator not in INTEGRATORS:
+        raise InputError(f"--integrator: unknown integrator {integrator!r} (one of {', '.join(INTEGRATORS)})")
+    if bandwidth is not None and not (isinstance(bandwidth, (int, float)) and math.isfinite(bandwidth)
+                                      and bandwidth > 0):
+        raise InputError(f"--bandwidth: must be a positive number (got {bandwidth!r})")
+    if mode == "superposition":
+        if pde is None:
+            raise InputError("--mode superposition needs --pde RESULT.npz (a density result of this case)")
+        if bandwidth is not None:
+            raise InputError("--bandwidth applies to --mode interacting only (superposition uses no KDE)")
+    elif pde is not None:
+        raise InputError("--pde applies to --mode superposition only")
+    if save_positions is not None and not (isinstance(save_positions, (int, np.integer))
+                                           and 1 <= save_positions <= n):
+        raise InputError(f"--save-positions: must be between 1 and N = {n} (got {save_positions!r})")
+    need = 8.0 * n * case.grid.dim * (5 + len(case.save_times))
+    avail = _physical_memory()
+    if need > 0.8 * avail:
+        raise InputError(f"--n {n:,}: about {need / 2**30:.1f} GiB of particle arrays, more than this "
+                         f"machine's {avail / 2**30:.1f} GiB allows; use fewer particles")
+
+
+def _physical_memory() -> float:
+    import os
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 8.0 * 2**30
