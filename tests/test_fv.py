@@ -1,0 +1,251 @@
+"""Finite-volume solver internals: Numba kernels against their references, step rejection and
+failure, custom flows. (Scheme properties: test_fv_properties.py; orders: test_fv_orders.py.)"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import scipy.sparse.linalg as spla
+
+from fpsolver import cli
+from fpsolver.case import Case
+from fpsolver.densities import GaussianMixture, discretise
+from fpsolver.errors import SolverError
+from fpsolver.flows import PRESETS, custom_flow, get_flow
+from fpsolver.fv import FVOperator, NewtonFailure, backward_euler_step, crandall_liggett, solve_case
+from fpsolver.fv import stepper as stepper_module
+from fpsolver.fv.operators import (newton_matrix_scipy, pcg_kernel, residual_kernel, residual_numpy,
+                                   thomas_kernel)
+from fpsolver.grid import Grid
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
+EPS = np.finfo(float).eps
+
+
+def _bimodal() -> Case:
+    return Case.from_toml(os.path.join(EXAMPLES, "bimodal_1d.toml"))
+
+
+def _operator(dim: int, n: int) -> FVOperator:
+    grid = Grid((-4.0,) * dim, (4.0,) * dim, (n,) * dim)
+    if dim == 1:
+        target = GaussianMixture([0.5, 0.5], [[-1.5], [1.5]], [[[0.25]], [[0.36]]])
+    else:
+        target = GaussianMixture([0.5, 0.5], [[-1.5, 0.0], [1.5, 0.5]],
+                                 [[[0.25, 0.0], [0.0, 0.25]], [[0.3, 0.1], [0.1, 0.4]]])
+    return FVOperator.build(grid, discretise(target, grid))
+
+
+def _random_state(op, rng):
+    w = rng.normal(0.0, 1.5, op.a.shape)
+    bhat = op.a * np.exp(rng.normal(0.0, 1.0, op.a.shape))
+    return w, bhat
+
+
+# ---------------------------------------------------------------- Numba kernels vs references
+
+@pytest.mark.parametrize("flow", sorted(PRESETS))
+@pytest.mark.parametrize("dim,n", [(1, 200), (2, 40)])
+def test_residual_kernel_matches_numpy_reference(dim, n, flow):
+    """Same sums in another order: per cell they agree to a few eps times the cell's scale."""
+    op = _operator(dim, n)
+    fl = get_flow(flow)
+    rng = np.random.default_rng(1)
+    for h in (1e-3, 0.1, 10.0):
+        w, bhat = _random_state(op, rng)
+        u = np.exp(w)
+        bu = fl.beta(u)
+        ref = residual_numpy(op, u, bu, bhat, h)
+        out = np.empty_like(u)
+        mres, msc = residual_kernel(u, bu, op.a, bhat, op.sx, op.sy, op.volume, h, out)
+        scale = _cell_scale(op, u, bu, bhat, h)
+        assert np.all(np.abs(out - ref) <= 8 * EPS * scale)
+        assert mres == pytest.approx(float(np.sum(op.a * np.abs(ref))), rel=1e-12)
+        assert msc == pytest.approx(float(np.sum(op.a * scale)), rel=1e-12)
+
+
+def _cell_scale(op, u, bu, bhat, h):
+    """Sum of the magnitudes of the terms of Rhat_i (what its round-off is relative to)."""
+    sc = op.volume * (np.abs(op.a * u) + np.abs(bhat))
+    sc[:-1] += h * op.sx * op.a[1:] * (np.abs(bu[1:]) + np.abs(bu[:-1]))
+    sc[1:] += h * op.sx * op.a[:-1] * (np.abs(bu[1:]) + np.abs(bu[:-1]))
+    if op.sy.shape[1]:
+        sc[:, :-1] += h * op.sy * op.a[:, 1:] * (np.abs(bu[:, 1:]) + np.abs(bu[:, :-1]))
+        sc[:, 1:] += h * op.sy * op.a[:, :-1] * (np.abs(bu[:, 1:]) + np.abs(bu[:, :-1]))
+    return sc
+
+
+@pytest.mark.parametrize("n", [5, 200])
+def test_thomas_matches_scipy_spsolve(n):
+    op = _operator(1, n)
+    rng = np.random.default_rng(2)
+    for h in (1e-3, 1.0, 100.0):
+        dbu = np.exp(rng.normal(0.0, 1.0, op.a.shape))
+        a = newton_matrix_scipy(op, dbu, h)
+        rhs = rng.normal(size=n)
+        ref = spla.spsolve(a.tocsc(), rhs)
+        diag = op.volume / dbu[:, 0] + h * op.ksum[:, 0]
+        x = np.empty(n)
+        thomas_kernel(diag, -h * op.sx[:, 0], rhs, x)
+        # backward stable solves of the same SPD system: agree to ~ cond * eps
+        lam = np.linalg.eigvalsh(a.toarray())
+        cond = lam[-1] / lam[0]
+        assert np.linalg.norm(x - ref) <= 10 * cond * EPS * np.linalg.norm(ref)
+
+
+@pytest.mark.parametrize("dim,n", [(2, 24), (1, 300)])
+def test_pcg_matches_scipy_spsolve(dim, n):
+    op = _operator(dim, n)
+    rng = np.random.default_rng(3)
+    rtol = 1e-12
+    for h in (1e-3, 1.0):
+        dbu = np.exp(rng.normal(0.0, 1.0, op.a.shape))
+        a = newton_matrix_scipy(op, dbu, h)
+        rhs = rng.normal(size=op.a.shape)
+        ref = spla.spsolve(a.tocsc(), rhs.ravel()).reshape(op.a.shape)
+        diag = op.volume / dbu + h * op.ksum
+        x = np.zeros(op.a.shape)
+        k = pcg_kernel(diag, op.sx, op.sy, h, rhs, x, rtol, 5000)
+        assert k > 0
+        # its own stopping test, re-checked with the assembled matrix
+        res = np.linalg.norm(a @ x.ravel() - rhs.ravel())
+        assert res <= 1.01 * rtol * np.linalg.norm(rhs) + 1e3 * EPS * np.linalg.norm(rhs)
+        lam = np.linalg.eigvalsh(a.toarray())
+        # ||x - x*|| <= cond ||r|| / ||b|| ||x*||
+        assert np.linalg.norm(x - ref) <= 2 * (lam[-1] / lam[0]) * (rtol + 1e3 * EPS) * np.linalg.norm(ref)
+
+
+def test_pcg_reports_non_convergence():
+    op = _operator(2, 32)
+    dbu = np.ones(op.a.shape)
+    x = np.zeros(op.a.shape)
+    rhs = np.random.default_rng(4).normal(size=op.a.shape)
+    assert pcg_kernel(op.volume / dbu + op.ksum, op.sx, op.sy, 1.0, rhs, x, 1e-14, 2) == -1
+
+
+@pytest.mark.parametrize("flow", sorted(PRESETS))
+def test_newton_with_kernels_matches_the_plain_reference(flow):
+    """linear="auto" (Thomas / PCG, Numba residuals) and "spsolve" (assembled matrix, numpy)
+    solve the same equations: both converge to round-off, so the answers agree to ~1e-12."""
+    for dim, n in ((1, 200), (2, 32)):
+        op = _operator(dim, n)
+        rng = np.random.default_rng(5)
+        w0 = rng.normal(0.0, 0.5, op.a.shape)
+        bhat = op.a * np.exp(w0)
+        fl = get_flow(flow)
+        w1, s1 = backward_euler_step(op, fl, w0, bhat, 0.05)
+        w2, s2 = backward_euler_step(op, fl, w0, bhat, 0.05, linear="spsolve")
+        rho1, rho2 = op.rho(w1), op.rho(w2)
+        assert np.sum(np.abs(rho1 - rho2)) * op.volume <= 1e-12
+        assert s1.iterations >= 1 and s2.iterations >= 1
+
+
+@pytest.mark.parametrize("linear", ["auto", "spsolve"])
+def test_a_wrong_guess_in_a_far_tail_cell_is_not_accepted(linear):
+    """b = rho_d (answer w = 0) on [-9, 9]^2 with rho_d = N(0, I): sqrt(rho_d) ~ 1e-18 in the
+    corner. A guess with w = 60 there puts mass ~1e-9 into that cell; the step must remove it
+    (mass of the answer = mass of b), whatever the residual scale of the guess."""
+    grid = Grid((-9.0, -9.0), (9.0, 9.0), (40, 40))
+    op = FVOperator.build(grid, discretise(GaussianMixture([1.0], [[0.0, 0.0]], [np.eye(2)]), grid))
+    w0 = np.zeros(op.a.shape)
+    w0[0, 0] = 60.0
+    w, _ = backward_euler_step(op, get_flow("kl"), w0, op.a.copy(), 0.1, linear=linear)
+    assert abs(op.mass(w) - op.mass(np.zeros(op.a.shape))) <= 1e-12
+
+
+# ---------------------------------------------------------------- rejection and failure
+
+def _fail_above(h_max):
+    def step(op, flow, w0, bhat, h, **kw):
+        if h > h_max:
+            raise NewtonFailure("forced failure for the test")
+        return backward_euler_step(op, flow, w0, bhat, h, **kw)
+    return step
+
+
+def test_failed_steps_are_rejected_and_halved(monkeypatch):
+    """Each dt step fails, each dt/2 half fails, the dt/4 quarters succeed: 3 rejections per step,
+    and the run equals one with dt/4 throughout (the same resolvents)."""
+    case = _bimodal().with_overrides(save_times=[0.1, 0.2])
+    ref = solve_case(case.with_overrides(dt=case.dt / 4))
+    monkeypatch.setattr(stepper_module, "backward_euler_step", _fail_above(case.dt / 3))
+    res = solve_case(case)
+    assert res.meta["rejected_steps"] == 3 * 20
+    assert ref.meta["rejected_steps"] == 0
+    np.testing.assert_allclose(res.rho, ref.rho, rtol=1e-12, atol=1e-14)
+    assert res.meta["mass_error"] <= 1e-11
+
+
+def test_bdf2_step_that_fails_restarts_with_backward_euler(monkeypatch):
+    """Make every BDF2 resolvent (h = 2dt/3) fail: each BDF2 step is rejected and done by
+    backward Euler, and the step after it restarts with backward Euler too, so steps 2, 4, ...
+    are rejected (5 of 10) and the run is plain backward Euler."""
+    case = _bimodal().with_overrides(save_times=[0.1])
+    dt = case.dt
+
+    def no_bdf2(op, flow, w0, bhat, h, **kw):
+        if abs(h - 2 * dt / 3) < 1e-12:
+            raise NewtonFailure("forced BDF2 failure for the test")
+        return backward_euler_step(op, flow, w0, bhat, h, **kw)
+
+    ref = solve_case(case, scheme="backward-euler")
+    monkeypatch.setattr(stepper_module, "backward_euler_step", no_bdf2)
+    res = solve_case(case, scheme="bdf2")
+    assert res.meta["rejected_steps"] == 5 and res.meta["scheme"] == "bdf2"
+    np.testing.assert_allclose(res.rho, ref.rho, rtol=1e-12, atol=1e-14)
+
+
+def test_run_that_cannot_succeed_raises_solver_error(monkeypatch):
+    monkeypatch.setattr(stepper_module, "backward_euler_step", _fail_above(0.0))
+    with pytest.raises(SolverError, match=r"Newton failed at t = 0 even with step .* \(10 halvings\)"):
+        solve_case(_bimodal())
+
+
+def test_cli_reports_a_failed_solve_in_one_line_and_writes_nothing(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(stepper_module, "backward_euler_step", _fail_above(0.0))
+    out = tmp_path / "r.npz"
+    code = cli.main(["solve", os.path.join(EXAMPLES, "bimodal_1d.toml"), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and not out.exists()
+    assert len(err) == 1 and err[0].startswith("fpsolver: error: Newton failed at t = 0")
+
+
+def test_nan_from_a_flow_is_a_failure_not_a_result():
+    """A flow whose beta is NaN above u = 2 cannot be stepped from data with u > 2 anywhere:
+    Newton sees a non-finite residual, every halving fails, and the run raises."""
+    fl = custom_flow(lambda u: np.where(u < 2.0, np.log(u), np.nan), lambda u: 1.0 / u, name="broken")
+    op = _operator(1, 50)
+    w0 = np.full(op.a.shape, np.log(3.0)) - np.log(3.0) * (np.arange(50) > 10)[:, None]
+    with pytest.raises(SolverError, match="non-finite residual"):
+        crandall_liggett(op, fl, w0, 0.01, [2])
+
+
+# ---------------------------------------------------------------- custom flows
+
+_JS = ("js", lambda u: 0.5 * np.log1p(u), lambda u: 0.5 / (1.0 + u))
+_KL = ("kl", lambda u: u, lambda u: np.ones_like(u))
+_CHI2 = ("chi2", lambda u: u * u, lambda u: 2.0 * u)
+
+
+@pytest.mark.parametrize("name,beta,dbeta,dim", [_JS + (1,), _KL + (1,), _CHI2 + (1,), _JS + (2,), _KL + (2,)])
+def test_custom_flow_gives_the_preset_answer(name, beta, dbeta, dim):
+    case = _bimodal() if dim == 1 else Case.from_toml(os.path.join(EXAMPLES, "two_mode_2d.toml")).with_overrides(
+        cells=[24, 24])
+    target, initial = case.discretised()
+    op = FVOperator.build(case.grid, target)
+    w0 = (initial.log_cells - target.log_cells).reshape(op.a.shape)
+    fl = custom_flow(beta, dbeta, name="mine", energy_density=PRESETS[name].energy_density)
+    a = crandall_liggett(op, name, w0, 0.02, [5, 10])
+    b = crandall_liggett(op, fl, w0, 0.02, [5, 10])
+    for ra, rb in zip(a.saved_rho, b.saved_rho):
+        assert np.sum(np.abs(ra - rb)) * op.volume <= 1e-13
+    np.testing.assert_allclose(a.energy, b.energy, rtol=0, atol=1e-14)
+    assert a.newton_iterations == b.newton_iterations
+
+
+def test_custom_flow_without_energy_reports_none():
+    op = _operator(1, 40)
+    fl = custom_flow(lambda u: u, lambda u: np.ones_like(u))
+    st = crandall_liggett(op, fl, np.zeros(op.a.shape), 0.1, [3])
+    assert st.energy == [] and len(st.mass) == 4
