@@ -1,0 +1,366 @@
+"""Particle solvers: kernels against numpy, accuracy against the PDE, determinism, resume, CLI."""
+from __future__ import annotations
+
+import copy
+import os
+
+import numba
+import numpy as np
+import pytest
+
+from fpsolver.case import Case
+from fpsolver.cli import main
+from fpsolver.densities import GaussianMixture
+from fpsolver.errors import InputError
+from fpsolver.flows import PRESETS
+from fpsolver.fv import solve_case
+from fpsolver.grid import Grid
+from fpsolver.kde import gaussian_smooth_reflect, linear_binning, linear_binning_numba
+from fpsolver.metrics import (mc_floor_w1, sample_cell_density, w1_samples_1d,
+                              w1_samples_density_1d)
+from fpsolver.particles import kernels, solve_particles
+from fpsolver.particles.estimate import smooth_with_gradient, smooth_with_gradient_numpy
+from fpsolver.particles.interacting import InteractingVelocity, default_bandwidth
+from fpsolver.particles.superposition import PDEVelocity
+from fpsolver.particles.target import TargetField
+from fpsolver.result import Result
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
+N = 100_000
+GRID1 = Grid((-4.0,), (4.0,), (50,))
+GRID2 = Grid((-4.0, -3.0), (4.0, 3.0), (24, 18))
+
+
+def _points(grid, n, seed=0):
+    """Points inside the box, some exactly on the walls and between a wall and the first centre."""
+    rng = np.random.default_rng(seed)
+    lo, hi = np.array(grid.lower), np.array(grid.upper)
+    x = rng.uniform(lo, hi, size=(n, grid.dim))
+    x[:3] = lo
+    x[3:6] = hi
+    x[6:9] = lo + 0.2 * np.array(grid.spacing)
+    return x
+
+
+@pytest.fixture(scope="module")
+def bimodal():
+    return Case.from_toml(os.path.join(EXAMPLES, "bimodal_1d.toml"))
+
+
+@pytest.fixture(scope="module")
+def bimodal_pde(bimodal):
+    return solve_case(bimodal)
+
+
+# ------------------------------------------------------------------ kernels == numpy references
+
+@pytest.mark.parametrize("grid", [GRID1, GRID2], ids=["1d", "2d"])
+def test_binning_numba_matches_numpy_for_any_thread_count(grid):
+    x = _points(grid, 70_001)
+    ref = linear_binning(x, grid)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = linear_binning_numba(x, grid)
+        numba.set_num_threads(threads)
+        many = linear_binning_numba(x, grid)
+    finally:
+        numba.set_num_threads(threads)
+    np.testing.assert_allclose(many, ref, rtol=1e-12, atol=1e-9)
+    assert np.array_equal(one, many)          # deterministic whatever the thread count
+    assert abs(many.sum() - len(x)) < 1e-8    # every particle's unit weight is kept
+
+
+@pytest.mark.parametrize("grid", [GRID1, GRID2], ids=["1d", "2d"])
+def test_dct_smoothing_and_gradient_match_fft_of_even_extension(grid):
+    counts = linear_binning(_points(grid, 5000, seed=1), grid)
+    rho, grad = smooth_with_gradient(counts, grid, 0.4)
+    rho_ref, grad_ref = smooth_with_gradient_numpy(counts, grid, 0.4)
+    scale = np.abs(rho_ref).max()
+    assert np.abs(rho - rho_ref).max() < 1e-12 * scale
+    assert np.abs(grad - grad_ref).max() < 1e-12 * np.abs(grad_ref).max()
+    assert np.abs(rho - gaussian_smooth_reflect(counts, grid, 0.4)).max() < 1e-12 * scale
+    assert abs(rho.sum() - counts.sum()) < 1e-9 * counts.sum()
+
+
+def test_gradient_of_smoothed_delta_is_the_gaussian_derivative():
+    grid = Grid((-8.0,), (8.0,), (400,))
+    counts = np.zeros(400)
+    counts[200] = 1.0  # one unit mass at x_200, far from the walls
+    b = 0.5
+    rho, grad = smooth_with_gradient(counts, grid, b)
+    x = grid.centres[0] - grid.centres[0][200]
+    phi = np.exp(-0.5 * (x / b) ** 2) / (np.sqrt(2 * np.pi) * b) * grid.spacing[0]
+    assert np.abs(rho - phi).max() < 1e-12
+    assert np.abs(grad[0] - (-x / b**2) * phi).max() < 1e-11
+
+
+@pytest.mark.parametrize("grid", [GRID1, GRID2], ids=["1d", "2d"])
+def test_interpolation_numba_matches_numpy(grid):
+    x = _points(grid, 10_000, seed=2)
+    vals = np.random.default_rng(3).normal(size=grid.shape)
+    ref = kernels.interp_cells_numpy(x, vals, grid.lower, grid.spacing)
+    if grid.dim == 1:
+        got = kernels.interp_cells_1d(x, vals, grid.lower[0], grid.spacing[0])
+    else:
+        got = kernels.interp_cells_2d(x, vals, grid.lower[0], grid.spacing[0], grid.lower[1], grid.spacing[1])
+    np.testing.assert_allclose(got, ref, rtol=1e-14, atol=1e-14)
+    at_centres = kernels.interp_cells_numpy(grid.points(), vals, grid.lower, grid.spacing)
+    np.testing.assert_allclose(at_centres, vals.ravel(), atol=1e-13)  # exact at the cell centres
+
+
+def test_reflection_numba_matches_numpy_and_stays_in_the_box():
+    lo, hi = np.array([-1.0, 0.0]), np.array([2.0, 0.5])
+    rng = np.random.default_rng(4)
+    x = rng.uniform(lo, hi, size=(20_000, 2))
+    v = rng.normal(scale=30.0, size=x.shape)  # most moves leave the box, many by several widths
+    out = np.empty_like(x)
+    kernels.move_reflect(x, v, 0.1, lo, hi, out)
+    ref = kernels.reflect_numpy(x + 0.1 * v, lo, hi)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-12)
+    assert np.all((out >= lo) & (out <= hi))
+    np.testing.assert_array_equal(kernels.reflect_numpy(x, lo, hi), x)  # inside: untouched
+    np.testing.assert_allclose(kernels.reflect_numpy(np.array([[-1.25, 0.75]]), lo, hi), [[-0.75, 0.25]])
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_mixture_kernel_matches_densities_module(dim):
+    if dim == 1:
+        gm = GaussianMixture([0.3, 0.7], [[-1.0], [2.0]], [[[0.25]], [[1.5]]])
+    else:
+        gm = GaussianMixture([0.5, 0.5], [[-1.0, 0.0], [1.5, 0.5]],
+                             [[[0.25, 0.0], [0.0, 0.25]], [[0.3, 0.1], [0.1, 0.4]]])
+    x = np.random.default_rng(5).uniform(-6, 6, size=(5000, dim))
+    logw = np.log(gm.weights) - 0.5 * (dim * np.log(2 * np.pi) + np.linalg.slogdet(gm.covs)[1])
+    prec = np.linalg.inv(gm.covs)
+    lp, g = kernels.mixture_log_grad(x, logw, gm.means, prec)
+    lp_np, g_np = kernels.mixture_log_grad_numpy(x, logw, gm.means, prec)
+    np.testing.assert_allclose(lp, gm.log_pdf(x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g, gm.grad_log_pdf(x), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(lp_np, lp, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(g_np, g, rtol=1e-11, atol=1e-12)
+
+
+def _case_dict(dim, flow, target_kind):
+    if dim == 1:
+        d = {"domain": {"lower": [-4.0], "upper": [4.0], "cells": [60]},
+             "target": {"kind": "gaussian_mixture", "components": [
+                 {"weight": 0.5, "mean": [-1.5], "std": [0.5]}, {"weight": 0.5, "mean": [1.5], "std": [0.5]}]},
+             "initial": {"kind": "gaussian", "mean": [1.0], "std": [0.7]}}
+    else:
+        d = {"domain": {"lower": [-3.0, -3.0], "upper": [3.0, 3.0], "cells": [20, 24]},
+             "target": {"kind": "gaussian_mixture", "components": [
+                 {"weight": 0.5, "mean": [-1.0, 0.0], "std": [0.6, 0.6]},
+                 {"weight": 0.5, "mean": [1.0, 0.5], "cov": [[0.3, 0.1], [0.1, 0.4]]}]},
+             "initial": {"kind": "gaussian", "mean": [0.0, -0.5], "std": [0.8, 0.8]}}
+    if target_kind == "uniform":
+        d["target"] = {"kind": "uniform"}
+    d.update(flow={"kind": flow}, time={"dt": 0.01, "save_times": [0.02]})
+    return d
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("flow", sorted(PRESETS))
+@pytest.mark.parametrize("target_kind", ["mixture", "uniform", "table"])
+def test_velocity_kernel_matches_flow_velocity(dim, flow, target_kind, tmp_path):
+    d = _case_dict(dim, flow, target_kind)
+    if target_kind == "table":  # the target given as grid values: tabulated, not analytic
+        cells = Case.from_dict(d).discretised()[0].cells
+        np.save(tmp_path / "rho_d.npy", cells)
+        d["target"] = {"kind": "grid", "path": str(tmp_path / "rho_d.npy")}
+    case = Case.from_dict(d)
+    vel = InteractingVelocity(case, 0.3, case.grid)
+    x = case.initial.sample(3000, np.random.default_rng(6), case.grid)
+    out = np.empty_like(x)
+    vel(x, out, 0.0, 0.0)
+    rho, grad = vel.estimate(x)
+    g = case.grid
+    ref = kernels.velocity_numpy(PRESETS[flow], x, rho, grad, g.lower, g.spacing, vel.target)
+    np.testing.assert_allclose(out, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+
+
+def test_target_field_is_normalised_like_the_grid_solver(bimodal):
+    tf = TargetField(bimodal)
+    log_rd, _ = tf.log_grad_numpy(bimodal.grid.points())
+    np.testing.assert_allclose(log_rd, bimodal.discretised()[0].log_cells, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("grid", [GRID1, GRID2], ids=["1d", "2d"])
+def test_face_interpolation_numba_matches_numpy(grid):
+    x = _points(grid, 10_000, seed=7)
+    rng = np.random.default_rng(8)
+    faces = []
+    for a in range(grid.dim):
+        shape = list(grid.shape)
+        shape[a] += 1
+        f = rng.normal(size=shape)
+        np.moveaxis(f, a, 0)[[0, -1]] = 0.0  # walls carry no flux
+        faces.append(f)
+    ref = kernels.interp_faces_numpy(x, faces, grid.lower, grid.spacing)
+    out = np.empty_like(x)
+    if grid.dim == 1:
+        kernels.interp_faces_1d(x, faces[0], grid.lower[0], grid.spacing[0], out)
+    else:
+        kernels.interp_faces_2d(x, faces[0], faces[1], grid.lower[0], grid.spacing[0],
+                                grid.lower[1], grid.spacing[1], out)
+    np.testing.assert_allclose(out, ref, rtol=1e-14, atol=1e-14)
+    on_wall = x[:, 0] == grid.lower[0]
+    assert np.all(out[on_wall, 0] == 0.0)  # the normal velocity vanishes on the walls
+
+
+def test_pde_velocity_reproduces_the_finite_volume_flux(bimodal, bimodal_pde):
+    dense_case = bimodal.with_overrides(save_times=[0.01, 0.02])
+    dense = solve_case(dense_case)
+    vel = PDEVelocity(dense_case, dense, "backward-euler")
+    faces = vel.face_velocity(0.01, 0.0)[0]  # end of the first step: v = J(rho^1) / rho_f^1
+    rho1 = dense.rho[1]
+    rho_f = 0.5 * (rho1[1:] + rho1[:-1])
+    # the continuity equation of the step, face by face: (rho^1 - rho^0)/dt = -div J
+    div = np.diff(faces * np.concatenate([[0.0], rho_f, [0.0]])) / bimodal.grid.spacing[0]
+    np.testing.assert_allclose((rho1 - dense.rho[0]) / 0.01, -div, rtol=0,
+                               atol=1e-9 * np.abs(div).max())
+
+
+# ------------------------------------------------------------------ accuracy against the PDE
+
+def test_superposition_law_matches_the_pde(bimodal, bimodal_pde):
+    res = solve_particles(bimodal, n=N, seed=1, mode="superposition", pde=bimodal_pde)
+    grid = bimodal.grid
+    assert res.meta["pde_resolved"] is True  # the example saves 3 times, so it was re-solved
+    for k, t in enumerate(res.t):
+        rho = bimodal_pde.rho[k]
+        assert bimodal_pde.t[k] == t
+        floor = np.mean([w1_samples_1d(sample_cell_density(grid, rho, N, np.random.default_rng(100 + 2 * s)),
+                                       sample_cell_density(grid, rho, N, np.random.default_rng(101 + 2 * s)))
+                         for s in range(4)])
+        w1 = w1_samples_density_1d(res.positions[k], grid, rho)
+        assert w1 <= 3 * floor, (t, w1, floor)
+
+
+def test_interacting_bimodal_within_twice_the_monte_carlo_floor(bimodal):
+    case = bimodal.with_overrides(save_times=[0.5, 1.0, 2.0, 4.0, 8.0])
+    fine = solve_case(case.with_overrides(cells=[800], scheme="bdf2"))
+    res = solve_particles(case, n=N, seed=0)
+    assert res.meta["bandwidth"] == default_bandwidth(case, N)
+    grid = fine.grid
+    for k, t in enumerate(res.t):
+        floor = mc_floor_w1(grid, fine.rho[k], N, seeds=20, quantile=0.95)
+        w1 = w1_samples_density_1d(res.positions[k], grid, fine.rho[k])
+        assert 2e-3 < floor < 8e-3
+        assert w1 <= 2 * floor, (t, w1, floor)
+
+
+# ------------------------------------------------------------------ determinism, box, resume
+
+def _short(case):
+    return case.with_overrides(save_times=[0.05, 0.1])
+
+
+def test_same_seed_same_output_and_every_particle_stays_in_the_box(bimodal):
+    case = _short(bimodal)
+    a = solve_particles(case, n=5000, seed=3, integrator="euler")
+    b = solve_particles(case, n=5000, seed=3, integrator="euler")
+    c = solve_particles(case, n=5000, seed=4, integrator="euler")
+    np.testing.assert_array_equal(a.positions, b.positions)
+    assert a.meta["steps"] == b.meta["steps"] and a.meta["min_step"] == b.meta["min_step"]
+    assert not np.array_equal(a.positions, c.positions)
+    lo, hi = case.grid.lower[0], case.grid.upper[0]
+    assert a.positions.shape == (3, 5000, 1)
+    assert np.all((a.positions >= lo) & (a.positions <= hi))
+    assert a.meta["particles_inside"] == [5000, 5000, 5000]
+    np.testing.assert_array_equal(a.t, [0.0, 0.05, 0.1])  # lands exactly on the save times
+
+
+def test_two_dimensional_runs_keep_every_particle():
+    case = Case.from_toml(os.path.join(EXAMPLES, "two_mode_2d.toml")).with_overrides(save_times=[0.04])
+    res = solve_particles(case, n=3000, seed=0, kde_cells=(64, 64))
+    assert res.positions.shape == (2, 3000, 2)
+    lo, hi = np.array(case.grid.lower), np.array(case.grid.upper)
+    assert np.all((res.positions >= lo) & (res.positions <= hi))
+    assert int(res.extra["counts"][-1].sum()) == 3000
+
+
+@pytest.mark.parametrize("mode", ["interacting", "superposition"])
+def test_interrupted_run_resumes_to_the_identical_result(bimodal, bimodal_pde, mode, tmp_path):
+    case = bimodal.with_overrides(save_times=[0.05, 0.1])
+    kw = dict(n=4000, seed=5, mode=mode, pde=bimodal_pde if mode == "superposition" else None,
+              save_positions=1000)
+    full = solve_particles(case, **kw)
+    ck = str(tmp_path / "run.ckpt.npz")
+
+    class Stop(Exception):
+        pass
+
+    def stop_after(done, info=""):
+        if "steps=7" in info:
+            raise Stop
+
+    with pytest.raises(Stop):
+        solve_particles(case, progress=stop_after, checkpoint_path=ck, checkpoint_every=0.0, **kw)
+    resumed = solve_particles(case, resume=ck, **kw)
+    np.testing.assert_array_equal(resumed.positions, full.positions)
+    np.testing.assert_array_equal(resumed.extra["counts"], full.extra["counts"])
+    assert resumed.meta["steps"] == full.meta["steps"] and resumed.positions.shape == (3, 1000, 1)
+    other = case.with_overrides(save_times=[0.05, 0.2])
+    with pytest.raises(InputError, match="different run"):
+        solve_particles(other, resume=ck, **kw)
+
+
+def test_default_bandwidth_rule(bimodal):
+    b = default_bandwidth(bimodal, N)
+    # the initial N(1, 0.5^2) is the sharper end: Silverman 0.9 * 0.5 * N^(-1/5)
+    assert b == pytest.approx(0.9 * 0.5 * N ** -0.2, rel=1e-3)
+    assert default_bandwidth(bimodal, 10) == pytest.approx(0.9 * 0.5 * 10 ** -0.2, rel=1e-3)
+    assert default_bandwidth(bimodal, 10**12) == bimodal.grid.spacing[0]  # floored at one cell
+
+
+# ------------------------------------------------------------------ command line
+
+def test_cli_runs_and_writes_a_standalone_particle_result(tmp_path, capsys):
+    out = tmp_path / "p.npz"
+    case = os.path.join(EXAMPLES, "kl_gaussian.toml")
+    rc = main(["particles", case, "--out", str(out), "--n", "3000", "--save-positions", "500",
+               "--integrator", "euler", "--quiet"])
+    assert rc == 0
+    res = Result.load(out, expect="particles")
+    assert res.positions.shape == (4, 500, 1) and res.meta["n"] == 3000
+    assert res.extra["counts"].shape == (4, 400) and res.extra["counts"].sum() == 4 * 3000
+    assert res.rho_d.shape == (400,) and len(res.axes) == 1
+    assert res.meta["backend"] == "particles" and res.meta["integrator"] == "euler"
+
+
+def _err(capsys, argv):
+    rc = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("fpsolver: error:") and "\n" not in err, err
+    return err
+
+
+def test_cli_rejects_bad_options_with_one_line(tmp_path, capsys, bimodal_pde):
+    ex = os.path.join(EXAMPLES, "bimodal_1d.toml")
+    out = str(tmp_path / "p.npz")
+    pde = str(tmp_path / "pde.npz")
+    bimodal_pde.save(pde)
+    assert "--n" in _err(capsys, ["particles", ex, "--out", out, "--n", "0"])
+    assert "--pde" in _err(capsys, ["particles", ex, "--out", out, "--mode", "superposition"])
+    assert "--pde applies" in _err(capsys, ["particles", ex, "--out", out, "--pde", pde])
+    assert "--save-positions" in _err(capsys, ["particles", ex, "--out", out, "--n", "10",
+                                               "--save-positions", "11"])
+    assert "no such" in _err(capsys, ["particles", ex, "--out", out, "--resume", str(tmp_path / "x")])
+    raw = copy.deepcopy(bimodal_pde.meta["case"])
+    for change, word in [(("domain", "cells", [200]), "grid"), (("flow", "kind", "kl"), "flow"),
+                         (("initial", "mean", [0.0]), "initial")]:
+        d = copy.deepcopy(raw)
+        d[change[0]][change[1]] = change[2]
+        other = solve_case(Case.from_dict(d).with_overrides(save_times=[0.01]))
+        path = str(tmp_path / f"{word}.npz")
+        other.save(path)
+        msg = _err(capsys, ["particles", ex, "--out", out, "--mode", "superposition", "--pde", path])
+        assert word in msg
+    d = copy.deepcopy(raw)
+    d["target"]["components"][0]["std"] = [0.6]
+    other = solve_case(Case.from_dict(d).with_overrides(save_times=[0.01]))
+    other.save(str(tmp_path / "target.npz"))
+    assert "target" in _err(capsys, ["particles", ex, "--out", out, "--mode", "superposition",
+                                     "--pde", str(tmp_path / "target.npz")])
+    assert not os.path.exists(out)
