@@ -15,6 +15,7 @@ from fpsolver.errors import SolverError
 from fpsolver.flows import PRESETS, custom_flow, get_flow
 from fpsolver.fv import FVOperator, NewtonFailure, backward_euler_step, crandall_liggett, solve_case
 from fpsolver.fv import stepper as stepper_module
+from fpsolver.fv.newton import _eval as newton_eval
 from fpsolver.fv.operators import (newton_matrix_scipy, pcg_kernel, residual_kernel, residual_numpy,
                                    thomas_kernel)
 from fpsolver.grid import Grid
@@ -63,6 +64,10 @@ def test_residual_kernel_matches_numpy_reference(dim, n, flow):
         assert np.all(np.abs(out - ref) <= 8 * EPS * scale)
         assert mres == pytest.approx(float(np.sum(op.a * np.abs(ref))), rel=1e-12)
         assert msc == pytest.approx(float(np.sum(op.a * scale)), rel=1e-12)
+        # the plain reference path of Newton must use the same residual and round-off scale
+        _, r_plain, mres_plain, sc_plain = newton_eval(op, fl, w, bhat, h, True)
+        np.testing.assert_array_equal(r_plain, ref)
+        assert (mres_plain, sc_plain) == pytest.approx((mres, msc), rel=1e-12)
 
 
 def _cell_scale(op, u, bu, bhat, h):
