@@ -44,9 +44,10 @@ def _eval(op, flow, w, bhat, h, plain):
         r = residual_numpy(op, u, bu, bhat, h)
         mres = float(np.sum(op.a * np.abs(r)))
         scale = float(np.sum(op.a * op.volume * (op.a * u + np.abs(bhat))))
-        scale += float(np.sum(h * op.sx * (op.a[1:] + op.a[:-1]) * (np.abs(bu[1:]) + np.abs(bu[:-1]))))
+        # each face enters the residuals of both its cells, weighted a_i * (h S a_j): as in the kernel
+        scale += float(np.sum(2 * h * op.sx * op.a[1:] * op.a[:-1] * (np.abs(bu[1:]) + np.abs(bu[:-1]))))
         if op.sy.size:
-            scale += float(np.sum(h * op.sy * (op.a[:, 1:] + op.a[:, :-1])
+            scale += float(np.sum(2 * h * op.sy * op.a[:, 1:] * op.a[:, :-1]
                                   * (np.abs(bu[:, 1:]) + np.abs(bu[:, :-1]))))
     else:
         r = np.empty_like(u)
