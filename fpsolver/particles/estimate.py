@@ -86,11 +86,11 @@ class DensityEstimator:
         self.grid, self.bandwidth = grid, float(bandwidth)
 
     def __call__(self, x: np.ndarray):
-        """(rho_hat, grad rho_hat) on the cell centres, normalised to sum |K| rho_hat = 1."""
+        """(rho_hat, grad rho_hat, binned counts) on the cell centres; sum |K| rho_hat = 1."""
         counts = linear_binning_numba(x, self.grid)
         rho, grad = smooth_with_gradient(counts, self.grid, self.bandwidth)
         scale = 1.0 / (len(x) * self.grid.cell_volume)
-        return rho * scale, grad * scale
+        return rho * scale, grad * scale, counts
 
 
 # ------------------------------------------------------------------ the bandwidth rule

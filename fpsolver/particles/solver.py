@@ -41,7 +41,7 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
             "n_saved": n_saved, "seed": int(seed), "integrator": integrator,
             "grid": grid.to_dict(), "dt_max": case.dt}
     if mode == "interacting":
-        rule = "given" if bandwidth is not None else "default (min of AMISE and Silverman for rho_0, rho_d)"
+        rule = "given" if bandwidth is not None else "default rule: min of AMISE and Silverman for rho_0, rho_d"
         bandwidth = float(bandwidth) if bandwidth is not None else default_bandwidth(case, n)
         velocity = InteractingVelocity(case, bandwidth, kde_grid)
         meta.update(bandwidth=bandwidth, bandwidth_rule=rule, kde_cells=list(kde_grid.shape))
