@@ -40,7 +40,8 @@ def summary_particles(res: Result, out: str) -> str:
         lines.append(f"  bandwidth        {m['bandwidth']:.4g} ({m['bandwidth_rule']}), "
                      f"KDE grid {'x'.join(map(str, m['kde_cells']))}")
     else:
-        how = "re-solved at every step" if m["pde_resolved"] else "saved at every step"
+        how = (f"re-solved at every step in {m['pde_resolve_time']:.1f} s" if m["pde_resolved"]
+               else "saved at every step")
         lines.append(f"  PDE              {m['pde']} (dt {m['pde_dt']:g}, {m['pde_scheme']}, {how})")
     lines.append(f"  steps            {m['steps']} to t = {res.t[-1]:g} "
                  f"(h from {m['min_step']:.3g} to {m['max_step']:.3g}, at most dt = {m['dt_max']:g})")

@@ -51,14 +51,15 @@ class InteractingVelocity:
         """(v at the centres (d, *shape), max beta'(u), max |v|), both maxima over ``occupied``."""
         tg = self.target
         r = np.maximum(rho[occupied], RHO_FLOOR)  # a particle's own kernel keeps rho_hat >> 0 here
-        rd = tg.rho_d[occupied]
+        rd = np.maximum(tg.rho_d[occupied], RHO_FLOOR)  # rho_d underflows 40 sigma out
         g = np.stack([c[occupied] for c in grad], axis=-1)
         gd = np.stack([c[occupied] for c in tg.grad_log], axis=-1) * rd[:, None]
         v = np.zeros((self.dim,) + rho.shape)
-        vo = self.flow.velocity(r, g, rd, gd)
+        with np.errstate(over="ignore", invalid="ignore"):  # not finite -> step limit 0 -> error
+            vo = self.flow.velocity(r, g, rd, gd)
+            dmax = float(np.max(self.flow.dbeta(r / rd))) if r.size else 0.0
         for a in range(self.dim):
             v[a][occupied] = vo[:, a]
-        dmax = float(np.max(self.flow.dbeta(r / rd))) if r.size else 0.0
         vmax = float(np.max(np.abs(vo))) if r.size else 0.0
         return v, dmax, vmax
 
@@ -85,6 +86,8 @@ class InteractingVelocity:
 
 def step_limit(bandwidth: float, dbeta_max: float, v_max: float) -> float:
     """min(C_DIFF b^2 / beta'_max, C_MOVE b / |v|_max) (module docstring)."""
+    if not (np.isfinite(dbeta_max) and np.isfinite(v_max)):
+        return 0.0
     h = np.inf
     if dbeta_max > 0:
         h = C_DIFF * bandwidth**2 / dbeta_max

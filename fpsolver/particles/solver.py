@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import time
 from typing import Callable, Optional
 
 import numpy as np
@@ -46,9 +48,11 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
         velocity = InteractingVelocity(case, bandwidth, kde_grid)
         meta.update(bandwidth=bandwidth, bandwidth_rule=rule, kde_cells=list(kde_grid.shape))
     else:
+        t0 = time.perf_counter()
         dense, dt, scheme, resolved = dense_pde(case, pde, pde_path)
         velocity = PDEVelocity(case, dense, scheme)
-        meta.update(bandwidth=None, pde=pde_path, pde_dt=dt, pde_scheme=scheme, pde_resolved=resolved)
+        meta.update(bandwidth=None, pde=pde_path, pde_dt=dt, pde_scheme=scheme, pde_resolved=resolved,
+                    pde_resolve_time=time.perf_counter() - t0)
     header = json.loads(json.dumps({k: meta[k] for k in (
         "mode", "case", "n", "n_saved", "seed", "integrator", "bandwidth", "dt_max")}))
     if resume:
@@ -107,7 +111,6 @@ def _check_options(case, n, seed, bandwidth, integrator, mode, pde, save_positio
 
 
 def _physical_memory() -> float:
-    import os
     try:
         return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError, AttributeError):

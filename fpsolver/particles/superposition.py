@@ -45,9 +45,10 @@ class PDEVelocity:
 
     def flux(self, rho: np.ndarray) -> list:
         """J per axis on the interior faces: -rho_d,f (beta(u_j) - beta(u_i)) / h."""
-        beta = self.flow.beta(np.maximum(rho / self.rho_d, 1e-300))
-        return [-rf * np.diff(beta, axis=a) / self.grid.spacing[a]
-                for a, rf in enumerate(self.rho_d_faces)]
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # cleared below
+            beta = self.flow.beta(np.maximum(rho / self.rho_d, 1e-300))
+            return [-rf * np.diff(beta, axis=a) / self.grid.spacing[a]
+                    for a, rf in enumerate(self.rho_d_faces)]
 
     def _face_rho(self, rho):
         return [0.5 * (np.take(rho, np.arange(n - 1), axis=a) + np.take(rho, np.arange(1, n), axis=a))
@@ -70,8 +71,9 @@ class PDEVelocity:
         out = []
         for a in range(self.grid.dim):
             rf = (1 - theta) * rf0[a] + theta * rf1[a]
-            v = np.where(rf > 1e-290, flux[a] / np.maximum(rf, 1e-290), 0.0)
-            v = np.where(np.isfinite(v), v, 0.0)
+            with np.errstate(over="ignore", invalid="ignore"):
+                v = np.where(rf > 1e-290, flux[a] / np.maximum(rf, 1e-290), 0.0)
+            v = np.where(np.isfinite(v), v, 0.0)  # no mass there: nothing to move
             pad = [(0, 0)] * self.grid.dim
             pad[a] = (1, 1)  # no flux through the walls
             out.append(np.ascontiguousarray(np.pad(v, pad)))
