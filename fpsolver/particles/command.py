@@ -1,7 +1,6 @@
 """``fpsolver particles``: options -> :func:`solve_particles` -> result file and a summary."""
 from __future__ import annotations
 
-from ..errors import InputError
 from ..progress import ProgressBar
 from ..result import Result
 from .solver import solve_particles
@@ -12,8 +11,6 @@ def solve_particles_cli(args, case, out_path: str) -> int:
     pde = None
     if getattr(args, "pde", None):
         pde = Result.load(args.pde, expect="density")
-    if args.n is not None and args.n < 1:
-        raise InputError(f"--n: the number of particles must be >= 1 (got {args.n})")
     if args.resume and args.checkpoint is None:
         args.checkpoint = args.resume  # keep checkpointing into the file we resumed from
     bar = ProgressBar(f"particles ({args.mode})", 1000, enabled=not args.quiet)
