@@ -60,6 +60,20 @@ class Flow:
         return float(np.sum(rho_d * self.energy_density(u)) * cell_volume)
 
 
+_NS_SERIES = np.array([(-1.0) ** k / k for k in range(17, 1, -1)])  # u - log(1+u) = sum_{k>=2} (-1)^k u^k / k
+
+
+def _u_minus_log1p(u):
+    """u - log(1 + u) without cancellation: a series (Horner) below u = 0.1, direct above."""
+    u = np.asarray(u, dtype=float)
+    small = np.abs(u) < 0.1
+    us = np.where(small, u, 0.0)
+    series = np.zeros_like(us)
+    for c in _NS_SERIES:
+        series = series * us + c
+    return np.where(small, series * us * us, u - np.log1p(np.where(small, 0.0, u)))
+
+
 def _xlogx(u):
     u = np.asarray(u, dtype=float)
     return np.where(u > 0, u * np.log(np.where(u > 0, u, 1.0)), 0.0)
@@ -107,7 +121,7 @@ PRESETS: dict[str, Flow] = {
     ),
     "non-saturating": Flow(
         "non-saturating",
-        beta=lambda u: u - np.log1p(u),
+        beta=_u_minus_log1p,
         dbeta=lambda u: u / (1.0 + u),
         d2beta=lambda u: 1.0 / (1.0 + u) ** 2,
         # 2 KL(M || rho_d), M = (rho + rho_d)/2
@@ -160,6 +174,11 @@ def beta_scalar(code, u):
     elif code == 3:
         return u * u
     else:
+        if u < 0.1:  # series, as in _u_minus_log1p: u - log(1+u) cancels for small u
+            s = 0.0
+            for k in range(17, 1, -1):
+                s = s * u + (-1.0) ** k / k
+            return s * u * u
         return u - np.log1p(u)
 
 

@@ -27,6 +27,7 @@ from .newton import NewtonFailure, backward_euler_step
 from .operators import FVOperator
 
 MAX_HALVINGS = 10
+PREDICTOR_CLIP = 0.5  # largest extrapolated change of log u per cell in the Newton start
 
 
 @dataclass
@@ -87,8 +88,10 @@ class CrandallLiggett:
         t0 = state.n * self.dt
         state.newton_iterations.append(0)
         w = state.w
-        # Newton starts from the linear extrapolation of the last two steps when there are two
-        w_guess = w if state.w_prev is None else 2 * w - state.w_prev
+        # Newton starts from the linear extrapolation of the last two steps, its increment
+        # clipped per cell: far-tail cells barely enter the mass residual, so an unbounded
+        # extrapolation there would be accepted and compound from step to step
+        w_guess = w if state.w_prev is None else w + np.clip(w - state.w_prev, -PREDICTOR_CLIP, PREDICTOR_CLIP)
         if self.scheme == "bdf2" and state.w_prev is not None:
             h = 2 * self.dt / 3
             bhat = self.op.a * (4 * np.exp(w) - np.exp(state.w_prev)) / 3
