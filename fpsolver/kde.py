@@ -97,10 +97,10 @@ def _bin_chunks(n: int) -> int:
 
 
 @numba.njit(cache=True, inline="always")
-def _bin_coord(x, lo, h, n):
-    s = (x - lo) / h - 0.5
+def _bin_coord(x, lo, inv_h, n):
+    s = (x - lo) * inv_h - 0.5
     s = min(max(s, 0.0), n - 1.0)
-    i0 = min(int(np.floor(s)), n - 2)
+    i0 = min(int(s), n - 2)  # s >= 0, so truncation is the floor
     return i0, s - i0
 
 
@@ -108,10 +108,11 @@ def _bin_coord(x, lo, h, n):
 def _bin_linear_1d(x, lo, h, n, nchunks):
     """Cloud-in-cell counts of x[:, 0] on n cell centres; private histogram per chunk."""
     m = x.shape[0]
+    ih = 1.0 / h
     part = np.zeros((nchunks, n))
     for c in numba.prange(nchunks):
         for p in range(c * m // nchunks, (c + 1) * m // nchunks):
-            i0, f = _bin_coord(x[p, 0], lo, h, n)
+            i0, f = _bin_coord(x[p, 0], lo, ih, n)
             part[c, i0] += 1.0 - f
             part[c, i0 + 1] += f
     out = np.zeros(n)
@@ -124,11 +125,12 @@ def _bin_linear_1d(x, lo, h, n, nchunks):
 def _bin_linear_2d(x, lo0, h0, n0, lo1, h1, n1, nchunks):
     """Cloud-in-cell counts on an n0 x n1 grid of cell centres; private histogram per chunk."""
     m = x.shape[0]
+    ih0, ih1 = 1.0 / h0, 1.0 / h1
     part = np.zeros((nchunks, n0, n1))
     for c in numba.prange(nchunks):
         for p in range(c * m // nchunks, (c + 1) * m // nchunks):
-            i, fx = _bin_coord(x[p, 0], lo0, h0, n0)
-            j, fy = _bin_coord(x[p, 1], lo1, h1, n1)
+            i, fx = _bin_coord(x[p, 0], lo0, ih0, n0)
+            j, fy = _bin_coord(x[p, 1], lo1, ih1, n1)
             part[c, i, j] += (1.0 - fx) * (1.0 - fy)
             part[c, i, j + 1] += (1.0 - fx) * fy
             part[c, i + 1, j] += fx * (1.0 - fy)

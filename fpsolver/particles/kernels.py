@@ -82,10 +82,10 @@ def interp_field_numpy(x: np.ndarray, field: np.ndarray, lower, spacing) -> np.n
 
 
 @numba.njit(cache=True, inline="always")
-def _coord(x, lo, h, n):
-    s = (x - lo) / h - 0.5
+def _coord(x, lo, inv_h, n):
+    s = (x - lo) * inv_h - 0.5
     s = min(max(s, 0.0), n - 1.0)
-    i0 = min(int(np.floor(s)), n - 2)
+    i0 = min(int(s), n - 2)  # s >= 0, so truncation is the floor
     return i0, s - i0
 
 
@@ -93,8 +93,9 @@ def _coord(x, lo, h, n):
 def interp_field_1d(x, field, lo, h, out):
     """Numba version of :func:`interp_field_numpy` in 1D (field of shape (1, n)), into ``out``."""
     n = field.shape[1]
+    ih = 1.0 / h
     for p in numba.prange(x.shape[0]):
-        i, f = _coord(x[p, 0], lo, h, n)
+        i, f = _coord(x[p, 0], lo, ih, n)
         out[p, 0] = (1.0 - f) * field[0, i] + f * field[0, i + 1]
     return out
 
@@ -103,9 +104,10 @@ def interp_field_1d(x, field, lo, h, out):
 def interp_field_2d(x, field, lo0, h0, lo1, h1, out):
     """Numba version of :func:`interp_field_numpy` in 2D (field of shape (2, n0, n1))."""
     n0, n1 = field.shape[1], field.shape[2]
+    ih0, ih1 = 1.0 / h0, 1.0 / h1
     for p in numba.prange(x.shape[0]):
-        i, fx = _coord(x[p, 0], lo0, h0, n0)
-        j, fy = _coord(x[p, 1], lo1, h1, n1)
+        i, fx = _coord(x[p, 0], lo0, ih0, n0)
+        j, fy = _coord(x[p, 1], lo1, ih1, n1)
         w00, w01 = (1.0 - fx) * (1.0 - fy), (1.0 - fx) * fy
         w10, w11 = fx * (1.0 - fy), fx * fy
         for a in range(2):
@@ -149,9 +151,9 @@ def interp_faces_numpy(x: np.ndarray, faces: list, lower, spacing) -> np.ndarray
 
 
 @numba.njit(cache=True, inline="always")
-def _face_coord(x, lo, h, n):
-    s = min(max((x - lo) / h, 0.0), float(n))
-    i = min(int(np.floor(s)), n - 1)
+def _face_coord(x, lo, inv_h, n):
+    s = min(max((x - lo) * inv_h, 0.0), float(n))
+    i = min(int(s), n - 1)
     return i, s - i
 
 
@@ -160,11 +162,12 @@ def interp_faces_1d(x, vf, lo, h, out):
     """Numba version of :func:`interp_faces_numpy` in 1D; returns max |v| (per-chunk maxima)."""
     n = vf.shape[0] - 1
     m = x.shape[0]
+    ih = 1.0 / h
     vmax = np.zeros(N_CHUNKS)
     for c in numba.prange(N_CHUNKS):
         vm = 0.0
         for p in range(c * m // N_CHUNKS, (c + 1) * m // N_CHUNKS):
-            i, f = _face_coord(x[p, 0], lo, h, n)
+            i, f = _face_coord(x[p, 0], lo, ih, n)
             v = (1.0 - f) * vf[i] + f * vf[i + 1]
             out[p, 0] = v
             vm = max(vm, abs(v))
@@ -177,16 +180,17 @@ def interp_faces_2d(x, vx, vy, lo0, h0, lo1, h1, out):
     """Numba version of :func:`interp_faces_numpy` in 2D; returns max |v| over components."""
     n0, n1 = vy.shape[0], vx.shape[1]
     m = x.shape[0]
+    ih0, ih1 = 1.0 / h0, 1.0 / h1
     vmax = np.zeros(N_CHUNKS)
     for c in numba.prange(N_CHUNKS):
         vm = 0.0
         for p in range(c * m // N_CHUNKS, (c + 1) * m // N_CHUNKS):
-            i, f = _face_coord(x[p, 0], lo0, h0, n0)
-            j, g = _coord(x[p, 1], lo1, h1, n1)
+            i, f = _face_coord(x[p, 0], lo0, ih0, n0)
+            j, g = _coord(x[p, 1], lo1, ih1, n1)
             a = ((1.0 - f) * (vx[i, j] * (1.0 - g) + vx[i, j + 1] * g)
                  + f * (vx[i + 1, j] * (1.0 - g) + vx[i + 1, j + 1] * g))
-            j, g = _face_coord(x[p, 1], lo1, h1, n1)
-            i, f = _coord(x[p, 0], lo0, h0, n0)
+            j, g = _face_coord(x[p, 1], lo1, ih1, n1)
+            i, f = _coord(x[p, 0], lo0, ih0, n0)
             b = ((1.0 - g) * (vy[i, j] * (1.0 - f) + vy[i + 1, j] * f)
                  + g * (vy[i, j + 1] * (1.0 - f) + vy[i + 1, j + 1] * f))
             out[p, 0] = a
