@@ -41,6 +41,9 @@ class ParticleState:
     saved_t: list = field(default_factory=list)
     saved_x: list = field(default_factory=list)    # (M, d) each: the first M particles
     counts: list = field(default_factory=list)     # histogram of all N on the case grid
+    inside: list = field(default_factory=list)     # particles inside the closed box
+    mean: list = field(default_factory=list)       # of all N, per axis
+    std: list = field(default_factory=list)
     steps_per_save: list = field(default_factory=list)
     h_min: float = math.inf
     h_max: float = 0.0
@@ -48,10 +51,14 @@ class ParticleState:
 
 
 def record(state: ParticleState, grid, n_saved: int) -> None:
-    """Save the positions (first ``n_saved``) and the histogram of all particles at state.t."""
+    """Save the positions (first ``n_saved``) at state.t, and statistics of all particles."""
+    x = state.x
     state.saved_t.append(state.t)
-    state.saved_x.append(state.x[:n_saved].copy())
-    state.counts.append(cell_counts(state.x, grid))
+    state.saved_x.append(x[:n_saved].copy())
+    state.counts.append(cell_counts(x, grid))
+    state.inside.append(int(np.sum(np.all((x >= grid.lower) & (x <= grid.upper), axis=1))))
+    state.mean.append([float(v) for v in x.mean(axis=0)])
+    state.std.append([float(v) for v in x.std(axis=0)])
     state.steps_per_save.append(state.steps)
 
 
@@ -123,8 +130,9 @@ class CheckpointWriter:
 def save_checkpoint(path: str, state: ParticleState, header: dict) -> None:
     """Write the state atomically: arrays plus a JSON header (no pickles)."""
     head = dict(header, kind="particles-checkpoint", version=__version__, steps=state.steps,
-                t=state.t, rng_state=state.rng_state, saved_t=state.saved_t,
-                steps_per_save=state.steps_per_save, h_min=state.h_min, h_max=state.h_max,
+                t=state.t, rng_state=state.rng_state, saved_t=state.saved_t, inside=state.inside,
+                mean=state.mean, std=state.std, steps_per_save=state.steps_per_save,
+                h_min=state.h_min, h_max=state.h_max,
                 wall_time=state.wall_time)
     atomic_savez(path, meta=np.array(json.dumps(head)), x=state.x,
                  saved_x=np.stack(state.saved_x), counts=np.stack(state.counts))
@@ -149,6 +157,7 @@ def load_checkpoint(path: str, header: dict, n: int, dim: int) -> ParticleState:
         raise InputError(f"{path}: checkpoint positions do not match {n} particles in {dim}D")
     return ParticleState(steps=int(head["steps"]), t=float(head["t"]), x=np.ascontiguousarray(x),
                          rng_state=head["rng_state"], saved_t=list(head["saved_t"]),
-                         saved_x=list(saved_x), counts=list(counts),
+                         saved_x=list(saved_x), counts=list(counts), inside=list(head["inside"]),
+                         mean=list(head["mean"]), std=list(head["std"]),
                          steps_per_save=list(head["steps_per_save"]), h_min=float(head["h_min"]),
                          h_max=float(head["h_max"]), wall_time=float(head["wall_time"]))

@@ -1,6 +1,7 @@
 """Case -> particle Result: sampling, the chosen velocity, time stepping, checkpoints."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -52,9 +53,11 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
         dense, dt, scheme, resolved = dense_pde(case, pde, pde_path)
         velocity = PDEVelocity(case, dense, scheme)
         meta.update(bandwidth=None, pde=pde_path, pde_dt=dt, pde_scheme=scheme, pde_resolved=resolved,
-                    pde_resolve_time=time.perf_counter() - t0)
-    header = json.loads(json.dumps({k: meta[k] for k in (
-        "mode", "case", "n", "n_saved", "seed", "integrator", "bandwidth", "dt_max")}))
+                    pde_resolve_time=time.perf_counter() - t0,
+                    pde_sha256=hashlib.sha256(np.ascontiguousarray(dense.rho).tobytes()).hexdigest())
+    keys = ("mode", "case", "n", "n_saved", "seed", "integrator", "bandwidth", "dt_max",
+            "kde_cells", "pde_sha256")
+    header = json.loads(json.dumps({k: meta.get(k) for k in keys}))  # what a resume must match
     if resume:
         state = load_checkpoint(resume, header, n, grid.dim)
     else:
@@ -65,19 +68,13 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
     writer = CheckpointWriter(checkpoint_path, checkpoint_every, header) if checkpoint_path else None
     state = integrate(velocity, state, case.save_times, h_max=case.dt, integrator=integrator,
                       grid=grid, n_saved=n_saved, progress=progress, checkpoint=writer)
-    inside = [int(np.sum(c)) for c in state.counts]
     meta.update(steps=state.steps, steps_at_save=state.steps_per_save, min_step=state.h_min,
-                max_step=state.h_max, wall_time=state.wall_time, particles_inside=inside,
-                mean=[_stat(x, np.mean) for x in state.saved_x],
-                std=[_stat(x, np.std) for x in state.saved_x])
+                max_step=state.h_max, wall_time=state.wall_time, particles_inside=state.inside,
+                mean=state.mean, std=state.std)
     target, _ = case.discretised()
     return Result(t=np.array(state.saved_t), meta=meta, axes=grid.centres,
                   rho_d=np.exp(target.log_cells), positions=np.stack(state.saved_x),
                   extra={"counts": np.stack(state.counts)})
-
-
-def _stat(x, fn):
-    return [float(v) for v in fn(x, axis=0)]
 
 
 def _check_options(case, n, seed, bandwidth, integrator, mode, pde, save_positions) -> None:
