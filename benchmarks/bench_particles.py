@@ -24,7 +24,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from fpsolver.case import Case  # noqa: E402
 from fpsolver.grid import Grid  # noqa: E402
 from fpsolver.particles import kernels, solve_particles  # noqa: E402
-from fpsolver.particles.interacting import InteractingVelocity, default_bandwidth  # noqa: E402
+from fpsolver.particles.interacting import (InteractingVelocity, default_bandwidth,  # noqa: E402
+                                            default_kde_grid)
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 
@@ -123,7 +124,9 @@ def main(argv=None) -> int:
     print(f"threads {numba.get_num_threads()} ({os.cpu_count()} cores), threading layer after "
           f"first run; load average at start {os.getloadavg()[0]:.2f} (shared machine: medians)")
     c1 = Case.from_toml(os.path.join(EXAMPLES, "bimodal_1d.toml"))
-    bench_step("1D bimodal (js)", c1, 10**6 // scale, c1.grid, repeats, 3, 20)
+    n1 = 10**6 // scale
+    kde1 = default_kde_grid(c1.grid, default_bandwidth(c1, n1))  # what the solver would use
+    bench_step("1D bimodal (js)", c1, n1, kde1, repeats, 3, 20)
     c2 = Case.from_toml(os.path.join(EXAMPLES, "two_mode_2d.toml"))
     bench_step("2D two modes (js)", c2, 10**6 // scale, Grid(c2.grid.lower, c2.grid.upper, (256, 256)),
                repeats, 3, 120)

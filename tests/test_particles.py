@@ -15,11 +15,11 @@ from fpsolver.flows import PRESETS
 from fpsolver.fv import solve_case
 from fpsolver.grid import Grid
 from fpsolver.kde import gaussian_smooth_reflect, linear_binning, linear_binning_numba
-from fpsolver.metrics import (mc_floor_w1, sample_cell_density, w1_samples_1d,
+from fpsolver.metrics import (histogram_l1, mc_floor_w1, sample_cell_density, w1_samples_1d,
                               w1_samples_density_1d)
 from fpsolver.particles import kernels, solve_particles
 from fpsolver.particles.estimate import smooth_with_gradient, smooth_with_gradient_numpy
-from fpsolver.particles.interacting import InteractingVelocity, default_bandwidth
+from fpsolver.particles.interacting import InteractingVelocity, default_bandwidth, default_kde_grid
 from fpsolver.particles.superposition import PDEVelocity
 from fpsolver.particles.target import TargetField
 from fpsolver.result import Result
@@ -318,7 +318,24 @@ def test_default_bandwidth_rule(bimodal):
     # the initial N(1, 0.5^2) is the sharper end: Silverman 0.9 * 0.5 * N^(-1/5)
     assert b == pytest.approx(0.9 * 0.5 * N ** -0.2, rel=1e-3)
     assert default_bandwidth(bimodal, 10) == pytest.approx(0.9 * 0.5 * 10 ** -0.2, rel=1e-3)
-    assert default_bandwidth(bimodal, 10**12) == bimodal.grid.spacing[0]  # floored at one cell
+    floor = 3 * 8.0 / 2**16  # three cells of the finest KDE grid allowed
+    assert default_bandwidth(bimodal, 10**20) == pytest.approx(floor, rel=1e-12)
+    assert default_kde_grid(bimodal.grid, 0.045).shape == (534,)  # ceil(3 * 8 / 0.045)
+    assert default_kde_grid(bimodal.grid, 0.5).shape == (400,)    # never coarser than the case
+
+
+def test_no_grid_scale_clustering_when_the_bandwidth_is_near_the_cell_size():
+    """kl example: b = 0.045 is 1.1 case cells; on the case grid the histogram turned odd-even
+    (L1 0.6 at t = 1), so the KDE grid is refined to 3 cells per bandwidth."""
+    case = Case.from_toml(os.path.join(EXAMPLES, "kl_gaussian.toml")).with_overrides(save_times=[0.25, 1.0])
+    pde = solve_case(case)
+    res = solve_particles(case, n=N, seed=0)
+    assert res.meta["bandwidth"] < 1.2 * case.grid.spacing[0] and res.meta["kde_cells"] == [1067]
+    grid = case.grid
+    for k, t in enumerate(res.t):
+        samples = [sample_cell_density(grid, pde.rho[k], N, np.random.default_rng(s)) for s in range(10)]
+        l1_floor = np.quantile([histogram_l1(y, grid, pde.rho[k]) for y in samples], 0.95)
+        assert histogram_l1(res.positions[k], grid, pde.rho[k]) <= 2 * l1_floor, t
 
 
 # ------------------------------------------------------------------ command line

@@ -14,7 +14,7 @@ from .. import __version__
 from ..errors import InputError
 from ..grid import Grid
 from ..result import Result
-from .interacting import InteractingVelocity, default_bandwidth
+from .interacting import InteractingVelocity, default_bandwidth, default_kde_grid
 from .run import CheckpointWriter, ParticleState, integrate, load_checkpoint, record
 from .superposition import PDEVelocity, dense_pde
 
@@ -33,12 +33,12 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
     ``mode="superposition"``: v from the density Result ``pde`` (section 4). Positions are saved
     at t = 0 and at every case save time (the first ``save_positions`` particles); the counts
     of all particles per case cell are kept as ``counts``. ``kde_cells`` sets the auxiliary
-    KDE grid (default: the case grid).
+    KDE grid (default: :func:`~.interacting.default_kde_grid`, the case grid refined to at
+    least 3 cells per bandwidth).
     """
     _check_options(case, n, seed, bandwidth, integrator, mode, pde, save_positions)
     n_saved = n if save_positions is None else int(save_positions)
     grid = case.grid
-    kde_grid = grid if kde_cells is None else Grid(grid.lower, grid.upper, tuple(kde_cells))
     meta = {"kind": "particles", "backend": "particles", "version": __version__, "mode": mode,
             "case": case.raw, "source": case.source, "flow": case.flow, "n": int(n),
             "n_saved": n_saved, "seed": int(seed), "integrator": integrator,
@@ -46,6 +46,8 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
     if mode == "interacting":
         rule = "given" if bandwidth is not None else "default rule: min of AMISE and Silverman for rho_0, rho_d"
         bandwidth = float(bandwidth) if bandwidth is not None else default_bandwidth(case, n)
+        kde_grid = (default_kde_grid(grid, bandwidth) if kde_cells is None
+                    else Grid(grid.lower, grid.upper, tuple(kde_cells)))
         velocity = InteractingVelocity(case, bandwidth, kde_grid)
         meta.update(bandwidth=bandwidth, bandwidth_rule=rule, kde_cells=list(kde_grid.shape))
     else:
@@ -56,7 +58,7 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
                     pde_resolve_time=time.perf_counter() - t0,
                     pde_sha256=hashlib.sha256(np.ascontiguousarray(dense.rho).tobytes()).hexdigest())
     keys = ("mode", "case", "n", "n_saved", "seed", "integrator", "bandwidth", "dt_max",
-            "kde_cells", "pde_sha256")
+            "kde_cells", "pde_sha256")  # kde_cells / pde_sha256: None in the other mode
     header = json.loads(json.dumps({k: meta.get(k) for k in keys}))  # what a resume must match
     if resume:
         state = load_checkpoint(resume, header, n, grid.dim)
