@@ -195,6 +195,7 @@ def main_single(name: str, argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     args.only = name
     try:
+        os.makedirs(args.out, exist_ok=True)
         return validate_cli(args)
     except InputError as exc:
         print(f"fpsolver: error: {exc}", file=sys.stderr)

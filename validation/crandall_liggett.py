@@ -1,0 +1,15 @@
+"""Study 3: the Crandall-Liggett exponential formula (I + (t/n)A)^{-n} rho_0 -> rho(t) (slope -1 for smooth data).
+
+Runs the study alone, exactly as ``fpsolver validate --only crandall_liggett`` does:
+
+    python validation/crandall_liggett.py [--quick] [--out DIR]
+
+and writes DIR/crandall_liggett.png, .pdf, DIR/report.md and DIR/summary.json
+(default DIR: validation-report/crandall_liggett).
+"""
+import sys
+
+from fpsolver.validate import main_single
+
+if __name__ == "__main__":
+    sys.exit(main_single("crandall_liggett"))
