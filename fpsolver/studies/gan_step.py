@@ -27,7 +27,7 @@ import numpy as np
 from ..flows import get_flow
 from ..kde import kde_on_grid
 from ..metrics import mc_floor_w1, w1_samples_1d, w1_samples_density_1d
-from ..particles.interacting import InteractingVelocity
+from ..particles.interacting import InteractingVelocity, default_kde_grid
 from ..particles.run import ParticleState, integrate
 from ..fv import solve_case
 from . import _common as C
@@ -55,7 +55,7 @@ def particle_run(case, n: int, seed: int, bandwidth: float, step: float, integra
     rng = np.random.default_rng(seed)
     x = np.ascontiguousarray(case.initial.sample(n, rng, case.grid), dtype=float)
     state = ParticleState(steps=0, t=0.0, x=x, rng_state={})
-    velocity = InteractingVelocity(case, bandwidth, case.grid)
+    velocity = InteractingVelocity(case, bandwidth, default_kde_grid(case.grid, bandwidth))
     state = integrate(_NoStepLimit(velocity) if fixed else velocity, state, case.save_times, h_max=step,
                       integrator=integrator, grid=case.grid, n_saved=1)
     return state.x
@@ -85,21 +85,24 @@ def _order_part(quick: bool, rows: list, checks: list):
 
 
 def stability_scan(case, n: int, b: float):
-    """[(eps, err, stable)] up to the first unstable eps, and the reference KDE (module docstring)."""
+    """[(eps, err, stable, x)] up to the first unstable eps, (KDE grid, reference KDE), eps_lin.
+
+    KDEs live on the solver's default KDE grid for b (module docstring for the criterion)."""
     eps_lin = np.e * b**2 / get_flow("js").dbeta(np.array([0.0]))[0]
     ref = particle_run(case, n, 0, b, eps_lin / 8, "heun", fixed=False)
-    kref = kde_on_grid(ref, case.grid, b)
+    grid = default_kde_grid(case.grid, b)
+    kref = kde_on_grid(ref, grid, b)
     out, law = [], None
     for k in range(-4, 13):
         e = eps_lin * GRID_STEP**k
         x = particle_run(case, n, 0, b, e)
-        err = C.l1(kde_on_grid(x, case.grid, b), kref, case.grid)
+        err = C.l1(kde_on_grid(x, grid, b), kref, grid)
         law = err / e if law is None else law
         stable = err <= UNSTABLE_FACTOR * law * e
         out.append((e, err, stable, x))
         if not stable:
             break
-    return out, kref, eps_lin
+    return out, (grid, kref), eps_lin
 
 
 def study_gan_euler(quick: bool, out_dir: str) -> dict:
@@ -120,7 +123,7 @@ def study_gan_euler(quick: bool, out_dir: str) -> dict:
     bs = [0.03, 0.045, 0.07]
     eps_max, lin = [], []
     for b in bs:
-        scan, kref, eps_lin = stability_scan(case, n, b)
+        scan, reference, eps_lin = stability_scan(case, n, b)
         stable = [s for s in scan if s[2]]
         eps_max.append(stable[-1][0] if stable else np.nan)
         lin.append(eps_lin)
@@ -132,7 +135,7 @@ def study_gan_euler(quick: bool, out_dir: str) -> dict:
                          "", ""])
             axes[0, 1].plot(b, e, "o" if st else "x", color="C2" if st else "C3", ms=4)
         if b == bs[1]:
-            _above(axes[0, 2], case, scan, kref, b, n, eps_lin)
+            _above(axes[0, 2], case, scan, reference, b, n, eps_lin)
     bb = np.linspace(min(bs) * 0.9, max(bs) * 1.1, 50)
     e_lin = np.e * bb**2 / 0.5
     axes[0, 1].plot(bb, e_lin, "k-", lw=1.0, label=r"$e b^2 / \beta'(0)$")
@@ -158,16 +161,17 @@ def study_gan_euler(quick: bool, out_dir: str) -> dict:
         started)
 
 
-def _above(ax, case, scan, kref, b, n: int, eps_lin: float) -> None:
+def _above(ax, case, scan, reference, b, n: int, eps_lin: float) -> None:
     """KDE_eps - KDE_ref at T: the last stable eps, the first unstable one, and 4 eps_lin."""
-    x = case.grid.centres[0]
+    grid, kref = reference
+    x = grid.centres[0]
     stable = [s for s in scan if s[2]]
     unstable = [s for s in scan if not s[2]]
     shown = [(s[0], s[3], "C2") for s in stable[-1:]] + [(s[0], s[3], "C1") for s in unstable[-1:]]
     shown.append((4 * eps_lin, particle_run(case, n, 0, b, 4 * eps_lin), "C3"))
     for e, pos, colour in shown:
         verdict = "stable" if e <= (stable[-1][0] if stable else 0) else "unstable"
-        ax.plot(x, kde_on_grid(pos, case.grid, b) - kref, color=colour, lw=0.9,
+        ax.plot(x, kde_on_grid(pos, grid, b) - kref, color=colour, lw=0.9,
                 label=rf"$\varepsilon$ = {e:.3g} = {e / eps_lin:.2f} $\varepsilon_{{lin}}$ ({verdict})")
     C.style_axes(ax, r"$x$", r"$\hat\rho_\varepsilon(T) - \hat\rho_{ref}(T)$", f"above the limit (b = {b:g})")
     ax.legend(fontsize=6)

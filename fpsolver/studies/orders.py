@@ -106,7 +106,7 @@ def _spatial_series(quick: bool):
     man1 = [25, 50, 100, 200] if quick else [25, 50, 100, 200, 400, 800]
     man2 = [16, 32, 64] if quick else [16, 32, 64, 128]
     ref1 = [50, 100, 200, 400] if quick else [50, 100, 200, 400, 800]
-    fine1, ref2, fine2 = 8 * ref1[-1], [24, 48, 96], 480
+    fine1, ref2, fine2 = 8 * ref1[-1], [32, 64, 128], 640
     init1, init2 = C.gaussian([0.5], [0.8]), C.gaussian([0.0, -0.5], [1.0, 1.0])
     for flow in ("js", "reverse-kl"):
         yield ("manufactured", "1D", flow, b1, man1,

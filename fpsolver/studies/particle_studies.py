@@ -139,7 +139,7 @@ def study_interacting(quick: bool, out_dir: str) -> dict:
     rate = -C.fit_slope(ns, w1)
     checks.insert(0, C.check("rate of W1 vs N (between 2/5 and 1/2)", rate, 0.45, 0.05 + SLOPE_TOL))
     rows.append(["default", "fitted rate", "", C.fmt(rate), "", ""])
-    # bandwidth sweep at fixed N: never below one cell (the KDE grid is the case grid)
+    # bandwidth sweep at fixed N (the solver picks its KDE grid for each b)
     n_fix = 100_000
     b_sweep = np.array([0.03, 0.06, 0.12, 0.24] if quick else [0.02, 0.03, 0.045, 0.07, 0.1, 0.15, 0.22])
     sweep_seeds = 2 if quick else seeds
@@ -170,6 +170,6 @@ def study_interacting(quick: bool, out_dir: str) -> dict:
     return C.study_result(
         "interacting", "Interacting particles vs the PDE (KDE bandwidth: rate and bias-variance)", checks, figure,
         ["bandwidth", "N", "b", "W1 (mean over seeds)", "max W1", "MC floor (95%)"], rows,
-        f"Demo case at T = {T:g}; Heun with the solver's adaptive step; KDE on the case grid (400 cells). "
+        f"Demo case at T = {T:g}; Heun with the solver's adaptive step and default KDE grid. "
         "The rate check allows the band from the KDE-bias rate 2/5 to the Monte-Carlo rate 1/2, plus 0.1.",
         started)
