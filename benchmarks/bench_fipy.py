@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from fpsolver.progress import StepClock
 from fpsolver.case import Case
 from fpsolver.fipy_backend import solve_case_fipy
 from fpsolver.fv import solve_case
@@ -29,24 +30,11 @@ EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examp
 TARGETS = {1: 40.0, 2: 30.0}   # ours must be at least this many times faster
 
 
-class _StepClock:
-    """A progress observer recording the wall time of each step."""
-
-    def __init__(self):
-        self.times: list[float] = []
-        self.last = time.perf_counter()
-
-    def __call__(self, done: int, info: str = "") -> None:
-        now = time.perf_counter()
-        self.times.append(now - self.last)
-        self.last = now
-
-
 def _timed(solver, case, repeats: int):
     """(median seconds per step over all steps of all repeats, last Result)."""
     steps, res = [], None
     for _ in range(repeats):
-        clock = _StepClock()
+        clock = StepClock()
         res = solver(case, clock)
         steps.extend(clock.times)
     return statistics.median(steps), res

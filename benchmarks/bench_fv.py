@@ -28,24 +28,12 @@ import time
 
 import numpy as np
 
+from fpsolver.progress import StepClock
 from fpsolver.case import Case
 from fpsolver.fv import FVOperator, crandall_liggett
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
 TARGETS = {1: 0.5e-3, 2: 0.15}   # seconds per backward-Euler step
-
-
-class _StepClock:
-    """A progress observer recording the wall time of each step."""
-
-    def __init__(self):
-        self.times: list[float] = []
-        self.last = time.perf_counter()
-
-    def __call__(self, done: int, info: str = "") -> None:
-        now = time.perf_counter()
-        self.times.append(now - self.last)
-        self.last = now
 
 
 def _setup(example: str, cells, dt: float):
@@ -59,7 +47,7 @@ def _timed(op, w0, dt, steps, linear, repeats, rtol):
     """Median seconds per step over all steps of all repeats, median Newton iterations, final rho."""
     times, iters, rho = [], [], None
     for _ in range(repeats):
-        clock = _StepClock()
+        clock = StepClock()
         state = crandall_liggett(op, "js", w0, dt, [steps], linear=linear, progress=clock, rtol=rtol)
         times += clock.times
         iters += state.newton_iterations

@@ -97,7 +97,8 @@ def _bin_chunks(n: int) -> int:
 
 
 @numba.njit(cache=True, inline="always")
-def _bin_coord(x, lo, inv_h, n):
+def cell_coordinate(x, lo, inv_h, n):
+    """(i0, frac): x lies between cell centres i0 and i0 + 1 at fraction frac (clamped to the grid)."""
     s = (x - lo) * inv_h - 0.5
     s = min(max(s, 0.0), n - 1.0)
     i0 = min(int(s), n - 2)  # s >= 0, so truncation is the floor
@@ -112,7 +113,7 @@ def _bin_linear_1d(x, lo, h, n, nchunks):
     part = np.zeros((nchunks, n))
     for c in numba.prange(nchunks):
         for p in range(c * m // nchunks, (c + 1) * m // nchunks):
-            i0, f = _bin_coord(x[p, 0], lo, ih, n)
+            i0, f = cell_coordinate(x[p, 0], lo, ih, n)
             part[c, i0] += 1.0 - f
             part[c, i0 + 1] += f
     out = np.zeros(n)
@@ -129,8 +130,8 @@ def _bin_linear_2d(x, lo0, h0, n0, lo1, h1, n1, nchunks):
     part = np.zeros((nchunks, n0, n1))
     for c in numba.prange(nchunks):
         for p in range(c * m // nchunks, (c + 1) * m // nchunks):
-            i, fx = _bin_coord(x[p, 0], lo0, ih0, n0)
-            j, fy = _bin_coord(x[p, 1], lo1, ih1, n1)
+            i, fx = cell_coordinate(x[p, 0], lo0, ih0, n0)
+            j, fy = cell_coordinate(x[p, 1], lo1, ih1, n1)
             part[c, i, j] += (1.0 - fx) * (1.0 - fy)
             part[c, i, j + 1] += (1.0 - fx) * fy
             part[c, i + 1, j] += fx * (1.0 - fy)

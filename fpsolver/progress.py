@@ -48,3 +48,16 @@ class ProgressBar:
 
 def silent(done: int, info: str = "") -> None:
     """A progress observer that reports nothing."""
+
+
+class StepClock:
+    """A progress observer recording the wall time of each step (for benchmarks)."""
+
+    def __init__(self):
+        self.times: list[float] = []
+        self.last = time.perf_counter()
+
+    def __call__(self, done: int, info: str = "") -> None:
+        now = time.perf_counter()
+        self.times.append(now - self.last)
+        self.last = now

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..kde import cell_coordinate
+
 N_CHUNKS = 64        # chunks for the per-chunk maxima (fixed, not the thread count)
 
 
@@ -81,21 +83,13 @@ def interp_field_numpy(x: np.ndarray, field: np.ndarray, lower, spacing) -> np.n
     return np.stack([interp_cells_numpy(x, f, lower, spacing) for f in field], axis=1)
 
 
-@numba.njit(cache=True, inline="always")
-def _coord(x, lo, inv_h, n):
-    s = (x - lo) * inv_h - 0.5
-    s = min(max(s, 0.0), n - 1.0)
-    i0 = min(int(s), n - 2)  # s >= 0, so truncation is the floor
-    return i0, s - i0
-
-
 @numba.njit(cache=True, parallel=True)
 def interp_field_1d(x, field, lo, h, out):
     """Numba version of :func:`interp_field_numpy` in 1D (field of shape (1, n)), into ``out``."""
     n = field.shape[1]
     ih = 1.0 / h
     for p in numba.prange(x.shape[0]):
-        i, f = _coord(x[p, 0], lo, ih, n)
+        i, f = cell_coordinate(x[p, 0], lo, ih, n)
         out[p, 0] = (1.0 - f) * field[0, i] + f * field[0, i + 1]
     return out
 
@@ -106,8 +100,8 @@ def interp_field_2d(x, field, lo0, h0, lo1, h1, out):
     n0, n1 = field.shape[1], field.shape[2]
     ih0, ih1 = 1.0 / h0, 1.0 / h1
     for p in numba.prange(x.shape[0]):
-        i, fx = _coord(x[p, 0], lo0, ih0, n0)
-        j, fy = _coord(x[p, 1], lo1, ih1, n1)
+        i, fx = cell_coordinate(x[p, 0], lo0, ih0, n0)
+        j, fy = cell_coordinate(x[p, 1], lo1, ih1, n1)
         w00, w01 = (1.0 - fx) * (1.0 - fy), (1.0 - fx) * fy
         w10, w11 = fx * (1.0 - fy), fx * fy
         for a in range(2):
@@ -186,11 +180,11 @@ def interp_faces_2d(x, vx, vy, lo0, h0, lo1, h1, out):
         vm = 0.0
         for p in range(c * m // N_CHUNKS, (c + 1) * m // N_CHUNKS):
             i, f = _face_coord(x[p, 0], lo0, ih0, n0)
-            j, g = _coord(x[p, 1], lo1, ih1, n1)
+            j, g = cell_coordinate(x[p, 1], lo1, ih1, n1)
             a = ((1.0 - f) * (vx[i, j] * (1.0 - g) + vx[i, j + 1] * g)
                  + f * (vx[i + 1, j] * (1.0 - g) + vx[i + 1, j + 1] * g))
             j, g = _face_coord(x[p, 1], lo1, ih1, n1)
-            i, f = _coord(x[p, 0], lo0, ih0, n0)
+            i, f = cell_coordinate(x[p, 0], lo0, ih0, n0)
             b = ((1.0 - g) * (vy[i, j] * (1.0 - f) + vy[i + 1, j] * f)
                  + g * (vy[i, j + 1] * (1.0 - f) + vy[i + 1, j + 1] * f))
             out[p, 0] = a
