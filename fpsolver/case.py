@@ -314,9 +314,3 @@ def _checked_discretise(density: Density, grid: Grid, key: str):
                             f"({_KDE_RESOLVED:g} of its maximum) in part of the domain; use a larger "
                             "bandwidth or a smaller domain")
     return disc
-
-
-def load_case(path) -> Case:
-    """Read and validate a TOML case file."""
-    return Case.from_toml(path)
-

@@ -33,9 +33,6 @@ class Density:
     def sample(self, n: int, rng: np.random.Generator, grid: Grid) -> np.ndarray:
         raise NotImplementedError
 
-    def describe(self) -> str:
-        return type(self).__name__
-
 
 @dataclass
 class GaussianMixture(Density):
@@ -87,9 +84,6 @@ class GaussianMixture(Density):
             if tries > 1000:
                 raise InputError("cannot sample the Gaussian (mixture): the box holds almost none of its mass")
         return out[:n]
-
-    def describe(self):
-        return f"Gaussian mixture ({len(self.weights)} components)"
 
 
 @dataclass

@@ -46,10 +46,6 @@ class ProgressBar:
             self.stream.flush()
 
 
-def silent(done: int, info: str = "") -> None:
-    """A progress observer that reports nothing."""
-
-
 class StepClock:
     """A progress observer recording the wall time of each step (for benchmarks)."""
 

@@ -63,12 +63,6 @@ class FVOperator:
         return cls(grid, np.exp(0.5 * lc), lc, np.ascontiguousarray(sx), np.ascontiguousarray(sy),
                    ksum, grid.cell_volume)
 
-    def shape2(self) -> tuple[int, int]:
-        return self.a.shape
-
-    def to_grid_shape(self, arr2: np.ndarray) -> np.ndarray:
-        return arr2.reshape(self.grid.shape)
-
     def rho(self, w: np.ndarray) -> np.ndarray:
         """rho = rho_d e^w, computed in log space."""
         return np.exp(self.log_rho_d + w)

@@ -65,8 +65,8 @@ class CrandallLiggett:
         state.linear_iterations += st.linear_iterations
         return w
 
-    def _bhat(self, w, t_new, h):
-        bhat = self.op.a * np.exp(w)
+    def _with_source(self, bhat, t_new, h):
+        """Add h S(t_new) (scaled by 1/a like bhat) to the right-hand side, if there is a source."""
         if self.source is not None:
             bhat = bhat + h * self.source(t_new).reshape(bhat.shape) / self.op.a
         return bhat
@@ -74,7 +74,8 @@ class CrandallLiggett:
     def _be_substeps(self, w, t0, h, depth, state, w_guess=None):
         """Advance w from t0 by h with backward Euler, halving on failure."""
         try:
-            return self._resolvent(w if w_guess is None else w_guess, self._bhat(w, t0 + h, h), h, state)
+            return self._resolvent(w if w_guess is None else w_guess,
+                                   self._with_source(self.op.a * np.exp(w), t0 + h, h), h, state)
         except NewtonFailure as exc:
             if depth >= MAX_HALVINGS:
                 raise SolverError(f"Newton failed at t = {t0:.6g} even with step {h:.3g} "
@@ -94,9 +95,7 @@ class CrandallLiggett:
         w_guess = w if state.w_prev is None else w + np.clip(w - state.w_prev, -PREDICTOR_CLIP, PREDICTOR_CLIP)
         if self.scheme == "bdf2" and state.w_prev is not None:
             h = 2 * self.dt / 3
-            bhat = self.op.a * (4 * np.exp(w) - np.exp(state.w_prev)) / 3
-            if self.source is not None:
-                bhat = bhat + h * self.source(t0 + self.dt).reshape(bhat.shape) / self.op.a
+            bhat = self._with_source(self.op.a * (4 * np.exp(w) - np.exp(state.w_prev)) / 3, t0 + self.dt, h)
             try:
                 w_new = self._resolvent(w_guess, bhat, h, state)
                 restart = False
