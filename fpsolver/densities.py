@@ -114,11 +114,7 @@ class GridDensity(Density):
 
     def sample(self, n, rng, grid):
         """Cells drawn by their mass, then a uniform position inside the cell."""
-        p = self.values.ravel() / self.values.sum()
-        idx = rng.choice(p.size, size=n, p=p)
-        multi = np.unravel_index(idx, grid.shape)
-        return np.stack([grid.edges[a][multi[a]] + rng.uniform(size=n) * grid.spacing[a]
-                         for a in range(grid.dim)], axis=1)
+        return grid.sample_cells(self.values, n, rng)
 
 
 @dataclass

@@ -80,6 +80,17 @@ class Grid:
         shape[axis] -= 1
         return tuple(shape)
 
+    def sample_cells(self, masses: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n points (n, d): a cell drawn with probability proportional to ``masses`` (cell
+        array, non-negative), then a uniform position inside it: exact samples of a
+        piecewise-constant density."""
+        cdf = np.cumsum(np.asarray(masses, dtype=float).ravel())
+        flat = np.minimum(np.searchsorted(cdf, rng.uniform(0.0, cdf[-1], size=n), side="right"),
+                          self.size - 1)
+        idx = np.unravel_index(flat, self.shape)
+        return np.stack([self.edges[a][idx[a]] + rng.uniform(size=n) * self.spacing[a]
+                         for a in range(self.dim)], axis=1)
+
     def integrate(self, values: np.ndarray) -> float:
         """Midpoint-rule integral of cell values: sum(values) * |K|."""
         return float(np.sum(values) * self.cell_volume)

@@ -76,12 +76,7 @@ def cell_histogram(positions: np.ndarray, grid: Grid) -> np.ndarray:
 def sample_cell_density(grid: Grid, rho: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """n exact samples (n, d) of the piecewise-constant density: a cell drawn with probability
     m_K, then a uniform point inside it."""
-    cdf = np.cumsum(_masses(rho, grid).ravel())
-    flat = np.minimum(np.searchsorted(cdf, rng.uniform(0.0, cdf[-1], size=n), side="right"),
-                      grid.size - 1)
-    idx = np.unravel_index(flat, grid.shape)
-    return np.stack([grid.edges[a][idx[a]] + rng.uniform(size=n) * grid.spacing[a]
-                     for a in range(grid.dim)], axis=1)
+    return grid.sample_cells(_masses(rho, grid), n, rng)
 
 
 # ------------------------------------------------------------------ L1 and energy
