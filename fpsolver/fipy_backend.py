@@ -266,7 +266,7 @@ def solve_case_fipy(case, *, scheme: Optional[str] = None, progress: Optional[Ca
     rho_prev = None
     saved_t, saved = [0.0], [rho]
     mass, energy = [float(np.sum(vol * rho))], []
-    _record_energy(energy, flow, rho, m.rho_d, vol)
+    _record_energy(energy, flow, rho, m.rho_d, case.grid.cell_volume)
     start = time.perf_counter()
     for n in range(1, total + 1):
         bdf2 = scheme == "bdf2" and rho_prev is not None
@@ -276,7 +276,7 @@ def solve_case_fipy(case, *, scheme: Optional[str] = None, progress: Optional[Ca
         new = _resolvent(m, flow, _guess(rho, rho_prev), dt, bdf2, sweep_tol, int(max_sweeps), n * dt, stats)
         rho_prev, rho = rho, new
         mass.append(float(np.sum(vol * rho)))
-        _record_energy(energy, flow, rho, m.rho_d, vol)
+        _record_energy(energy, flow, rho, m.rho_d, case.grid.cell_volume)
         if n in save_steps:
             saved_t.append(n * dt)
             saved.append(rho)
@@ -300,6 +300,6 @@ def solve_case_fipy(case, *, scheme: Optional[str] = None, progress: Optional[Ca
                   rho_d=np.exp(target.log_cells).reshape(case.grid.shape))
 
 
-def _record_energy(energy: list, flow: Flow, rho: np.ndarray, rho_d: np.ndarray, vol: np.ndarray) -> None:
+def _record_energy(energy: list, flow: Flow, rho: np.ndarray, rho_d: np.ndarray, cell_volume: float) -> None:
     if flow.energy_density is not None:
-        energy.append(float(np.sum(vol * rho_d * flow.energy_density(rho / rho_d))))
+        energy.append(flow.energy(rho, rho_d, cell_volume))
