@@ -40,7 +40,7 @@ def _setup(example: str, cells, dt: float):
     case = Case.from_toml(os.path.join(EXAMPLES, example)).with_overrides(cells=cells, dt=dt)
     target, initial = case.discretised()
     op = FVOperator.build(case.grid, target)
-    return case, op, (initial.log_cells - target.log_cells).reshape(op.a.shape)
+    return case, op, (initial.log_cells - target.log_cells).reshape(op.shape)
 
 
 def _timed(op, w0, dt, steps, linear, repeats, rtol):

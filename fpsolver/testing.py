@@ -10,7 +10,7 @@ rho* = rho_d u* satisfies the no-flux condition, and the divergence of its flux 
                                        + A^2 beta''(u*) |grad phi|^2 ].
 
 :func:`manufactured_resolvent_problem` builds the resolvent problem (I + hA) rho* = f, so one
-backward-Euler step from ``bhat = f / sqrt(rho_d)`` must return rho* up to the spatial
+backward-Euler step from ``rhs = f`` must return rho* up to the spatial
 discretisation error alone (no time error). :func:`manufactured_source` gives the source
 S = d_t rho* - div(rho_d grad beta(rho*/rho_d)) for a time-dependent rho*. rho_d is the target
 normalised like the solver's (unit discrete mass), so everything matches the discrete operator.
@@ -35,8 +35,8 @@ class ManufacturedResolvent:
     op: FVOperator
     flow: Flow
     h: float
-    bhat: np.ndarray        # f / sqrt(rho_d), shape op.a.shape
-    rho_exact: np.ndarray   # rho* at cell centres, shape op.a.shape
+    rhs: np.ndarray         # f, shape op.shape
+    rho_exact: np.ndarray   # rho* at cell centres, shape op.shape
 
     def l1_error(self, w: np.ndarray) -> float:
         """sum_i |K_i| |rho_d,i e^{w_i} - rho*_i|."""
@@ -87,10 +87,10 @@ def manufactured_resolvent_problem(target: Density, grid: Grid, flow, h: float,
     op = FVOperator.build(grid, disc)
     pts = grid.points()
     div, u = _div_flux_over_rho_d(flow, grid, pts, target.grad_log_pdf(pts), amplitude)
-    shape = op.a.shape
-    bhat = op.a * (u - h * div).reshape(shape)     # f / a = a (u* - h div / rho_d)
-    rho_exact = np.exp(op.log_rho_d) * u.reshape(shape)
-    return ManufacturedResolvent(op, flow, float(h), bhat, rho_exact)
+    shape = op.shape
+    rho_d = np.exp(op.log_rho_d)
+    rhs = rho_d * (u - h * div).reshape(shape)      # f = rho_d (u* - h div / rho_d)
+    return ManufacturedResolvent(op, flow, float(h), rhs, rho_d * u.reshape(shape))
 
 
 def manufactured_source(target: Density, grid: Grid, flow, amplitude: Callable[[float], float],

@@ -1,4 +1,4 @@
-"""The flow presets of MATH.md section 2: beta, beta', beta'', f, the velocity, and their Numba twins."""
+"""The flow presets of MATH.md section 2: beta, beta', beta'', f, the velocity, and their log-space forms."""
 from __future__ import annotations
 
 from decimal import Decimal, localcontext
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fpsolver.densities import GaussianMixture
-from fpsolver.flows import PRESETS, Flow, beta_scalar, custom_flow, dbeta_scalar, get_flow
+from fpsolver.flows import PRESETS, custom_flow, get_flow
 
 EPS = np.finfo(float).eps
 FLOWS = sorted(PRESETS)
@@ -33,14 +33,24 @@ _BETA_TERMS = {
 }
 
 
+W_WIDE = np.concatenate([np.linspace(-1800.0, 1800.0, 361), np.log(U_WIDE)])
+
+
 @pytest.mark.parametrize("flow", FLOWS)
-def test_numba_scalars_match_the_numpy_definitions(flow):
-    """Same formulas, possibly different libm calls: agree to a few eps of the terms' size."""
+def test_log_space_forms_match_the_definitions_and_are_finite_everywhere(flow):
+    """beta_log, log_p and w_of_beta against beta, beta' (where u is representable, to the
+    condition of log) and finite for |w| up to 1800 (narrow targets: u = e^{+-1800})."""
     fl = PRESETS[flow]
-    nb = np.array([beta_scalar(fl.code, float(u)) for u in U_WIDE])
-    dnb = np.array([dbeta_scalar(fl.code, float(u)) for u in U_WIDE])
-    assert np.all(np.abs(nb - fl.beta(U_WIDE)) <= 4 * EPS * _BETA_TERMS[flow](U_WIDE))
-    np.testing.assert_allclose(dnb, fl.dbeta(U_WIDE), rtol=4 * EPS, atol=0)
+    sign, lb = fl.beta_log(W_WIDE)
+    lp = fl.log_p(W_WIDE)
+    assert np.all(np.isfinite(lp)) and np.all(np.isfinite(lb) | (sign == 0))
+    ok = np.abs(W_WIDE) < 300        # where the u-space references (u^2 for chi2) are representable
+    u = np.exp(W_WIDE[ok])
+    b = fl.beta(u)
+    np.testing.assert_allclose(sign[ok] * np.exp(lb[ok]), b, rtol=64 * EPS * (1 + np.max(np.abs(W_WIDE[ok]))), atol=0)
+    assert np.all(np.abs(lp[ok] - np.log(fl.dbeta(u) * u)) <= 8 * EPS * (1 + np.abs(W_WIDE[ok])))
+    back = fl.w_of_beta(sign, lb)
+    np.testing.assert_allclose(back, W_WIDE, rtol=16 * EPS, atol=16 * EPS)
 
 
 @pytest.mark.parametrize("flow", FLOWS)
@@ -132,7 +142,7 @@ def test_flux_identity_rho_v_equals_minus_rho_d_grad_beta(flow, dim):
     fl = PRESETS[flow]
     pts, rho, rho_d = _fields(dim)
     r, rd = np.exp(rho.log_pdf(pts)), np.exp(rho_d.log_pdf(pts))
-    v = fl.velocity(r, r[:, None] * rho.grad_log_pdf(pts), rd, rd[:, None] * rho_d.grad_log_pdf(pts))
+    v = fl.velocity(rho.log_pdf(pts), rho.grad_log_pdf(pts), rho_d.log_pdf(pts), rho_d.grad_log_pdf(pts))
     grad_beta = _grad_fd(lambda x: fl.beta(np.exp(rho.log_pdf(x) - rho_d.log_pdf(x))), pts)
     lhs, rhs = r[:, None] * v, -rd[:, None] * grad_beta
     np.testing.assert_allclose(lhs, rhs, rtol=0, atol=1e-7 * np.max(np.abs(rhs)))
@@ -142,8 +152,7 @@ def test_flux_identity_rho_v_equals_minus_rho_d_grad_beta(flow, dim):
 def test_js_velocity_is_the_gan_generator_update(dim):
     """js: v = (1/2) grad log(1 + rho_d / rho) (MATH.md section 1, optimal discriminator)."""
     pts, rho, rho_d = _fields(dim)
-    r, rd = np.exp(rho.log_pdf(pts)), np.exp(rho_d.log_pdf(pts))
-    v = PRESETS["js"].velocity(r, r[:, None] * rho.grad_log_pdf(pts), rd, rd[:, None] * rho_d.grad_log_pdf(pts))
+    v = PRESETS["js"].velocity(rho.log_pdf(pts), rho.grad_log_pdf(pts), rho_d.log_pdf(pts), rho_d.grad_log_pdf(pts))
     ref = _grad_fd(lambda x: 0.5 * np.log1p(np.exp(rho_d.log_pdf(x) - rho.log_pdf(x))), pts)
     np.testing.assert_allclose(v, ref, rtol=0, atol=1e-7 * np.max(np.abs(ref)))
 
@@ -153,7 +162,7 @@ def test_js_velocity_is_the_gan_generator_update(dim):
 def test_get_flow_and_custom_flow():
     assert get_flow("js") is PRESETS["js"]
     fl = custom_flow(lambda u: np.log(u), lambda u: 1.0 / u, name="mine")
-    assert get_flow(fl) is fl and fl.dbeta_at_one == 1.0 and fl.energy_density is None
+    assert get_flow(fl) is fl and fl.dbeta_at_one == 1.0 and not fl.has_energy
     with pytest.raises(ValueError, match="unknown flow 'jss'; choose one of js, reverse-kl"):
         get_flow("jss")
     with pytest.raises(ValueError, match="must return positive finite values"):
@@ -171,4 +180,18 @@ def test_discrete_energy_helper():
     expected = float(np.sum(rho * np.log(rho / rho_d) - rho + rho_d) * 0.5)
     assert fl.energy(rho, rho_d, 0.5) == pytest.approx(expected, rel=1e-14)
     with pytest.raises(ValueError, match="has no energy density"):
-        Flow("x", np.log, lambda u: 1 / u).energy(rho, rho_d, 0.5)
+        custom_flow(np.log, lambda u: 1 / u, name="x").energy(rho, rho_d, 0.5)
+
+
+@pytest.mark.parametrize("flow", FLOWS)
+def test_energy_is_never_nan_where_rho_d_underflows(flow):
+    """rho_d = 0 (underflowed) in a cell holding mass: the integrand's limit (finite for js,
+    reverse-kl, +inf for kl, chi2 and non-saturating: 2 KL(M || rho_d) with M > 0 = rho_d), never
+    NaN; with log rho_d given, the exact value."""
+    fl = PRESETS[flow]
+    rho, rho_d = np.array([0.5, 0.5, 1e-300]), np.array([0.5, 0.0, 0.5])
+    e = fl.energy(rho, rho_d, 1.0)
+    assert not np.isnan(e)
+    assert np.isfinite(e) == (flow in ("js", "reverse-kl"))
+    e_log = fl.energy(rho, rho_d, 1.0, log_rho_d=np.log([0.5, 1e-300, 0.5]) - np.array([0.0, 1000.0, 0.0]))
+    assert np.isfinite(e_log) or flow == "chi2"

@@ -40,7 +40,7 @@ def test_second_order_in_space_on_a_manufactured_resolvent(dim, cells, flow):
     for n in cells:
         prob = manufactured_resolvent_problem(target, Grid((-4.0,) * dim, (4.0,) * dim, (n,) * dim),
                                               flow, h=0.5, amplitude=0.5)
-        w, _ = backward_euler_step(prob.op, prob.flow, np.zeros(prob.op.a.shape), prob.bhat, prob.h)
+        w, _ = backward_euler_step(prob.op, prob.flow, np.zeros(prob.op.shape), prob.rhs, prob.h)
         errors.append(prob.l1_error(w))
     fit, pairs = _order(cells, errors)
     assert abs(fit - 2.0) <= 0.15, f"fitted order {fit:.3f}, errors {errors}"
@@ -55,7 +55,7 @@ def _time_problem():
     target = discretise(TARGET_1D, grid)
     initial = discretise(GaussianMixture([1.0], [[0.5]], [[[0.64]]]), grid)
     op = FVOperator.build(grid, target)
-    return op, (initial.log_cells - target.log_cells).reshape(op.a.shape)
+    return op, (initial.log_cells - target.log_cells).reshape(op.shape)
 
 
 def _final(op, w0, flow, steps, scheme, t_end=1.0):
@@ -97,12 +97,12 @@ def _ou_error(axes_params, cells, steps, scheme, t_end, box):
                                      [np.diag([p[key + "_var"] for p in axes_params])])
     target, initial = discretise(mk("m"), grid), discretise(mk("mu0"), grid)
     op = FVOperator.build(grid, target)
-    w0 = (initial.log_cells - target.log_cells).reshape(op.a.shape)
+    w0 = (initial.log_cells - target.log_cells).reshape(op.shape)
     state = crandall_liggett(op, "kl", w0, t_end / steps, [steps], scheme=scheme)
     # a rejected BDF2 step restarts with backward Euler (first order); a rejected backward-Euler
     # step is redone as two backward-Euler half steps, which keeps the scheme
     assert scheme == "backward-euler" or state.rejected_steps == 0
-    exact = np.ones(op.a.shape)
+    exact = np.ones(op.shape)
     for ax, p in enumerate(axes_params):
         mean, var = _ou(t_end, p["m"], p["m_var"], p["mu0"], p["mu0_var"])
         shape = [1, 1]

@@ -103,7 +103,7 @@ _RUN_CACHE: dict = {}
 
 def _every_step(example: str, flow: str, cells=None, t_end=None):
     """Run a case keeping rho at every step and every resolvent actually solved
-    (bhat, h, w_out), half steps after a rejection included. Cached, failures too."""
+    (rhs, h, w_out), half steps after a rejection included. Cached, failures too."""
     key = (example, flow, cells, t_end)
     if key not in _RUN_CACHE:
         try:
@@ -119,13 +119,13 @@ def _run_every_step(example, flow, cells, t_end):
     case = _example(example).with_overrides(flow=flow, cells=cells)
     target, initial = case.discretised()
     op = FVOperator.build(case.grid, target)
-    w0 = (initial.log_cells - target.log_cells).reshape(op.a.shape)
+    w0 = (initial.log_cells - target.log_cells).reshape(op.shape)
     n = case.save_steps[-1] if t_end is None else int(round(t_end / case.dt))
     solved = []
 
-    def recording_step(op_, flow_, w_start, bhat, h, **kw):
-        w, stats = backward_euler_step(op_, flow_, w_start, bhat, h, **kw)
-        solved.append((bhat, h, w))
+    def recording_step(op_, flow_, w_start, rhs, h, **kw):
+        w, stats = backward_euler_step(op_, flow_, w_start, rhs, h, **kw)
+        solved.append((rhs, h, w))
         return w, stats
 
     with mock.patch.object(stepper_module, "backward_euler_step", recording_step):
@@ -136,20 +136,20 @@ def _run_every_step(example, flow, cells, t_end):
 
 # the 1D example to its end for every preset; the 2D example (js at its own 128^2, the other
 # presets on 32^2) to t = 2, a third of its run, to keep the suite short. chi2 runs in 2D on its
-# own example (fronts: rho_0 has lighter tails than rho_d); on two_mode_2d its rho_0/rho_d
-# reaches e^33 in the corners, which the solver refuses cleanly (test below).
+# own example (fronts: rho_0 has lighter tails than rho_d); on two_mode_2d (rho_0/rho_d reaches
+# e^33 in the corners) a short run is checked below.
 RUNS = [("bimodal_1d.toml", f, None, None) for f in sorted(PRESETS)] + \
        [("two_mode_2d.toml", "js", None, 2.0)] + \
        [("two_mode_2d.toml", f, (32, 32), 2.0) for f in sorted(PRESETS) if f not in ("js", "chi2")] + \
        [("chi2_fronts_2d.toml", "chi2", None, None)]
 
 
-def test_chi2_with_astronomical_initial_ratio_fails_cleanly():
-    """chi2 on two_mode_2d: u = rho_0/rho_d ~ e^33 in the corners (chi2 energy ~ e^40) is beyond
-    the w-Newton; the run must stop with SolverError, never with NaN in a result."""
-    case = _example("two_mode_2d.toml").with_overrides(flow="chi2", cells=(16, 16), save_times=[0.02])
-    with pytest.raises(SolverError, match="Newton failed at t = 0"):
-        solve_case(case)
+def test_chi2_with_astronomical_initial_ratio_runs():
+    """chi2 on two_mode_2d: u = rho_0/rho_d ~ e^33 in the corners (chi2 energy ~ e^40, representable).
+    The log-space Newton solves it: exact mass, rho > 0, energy non-increasing."""
+    case = _example("two_mode_2d.toml").with_overrides(flow="chi2", cells=(16, 16), save_times=[0.1])
+    res = solve_case(case)
+    assert res.meta["mass_error"] <= MASS_TOL and np.all(res.rho > 0) and np.all(np.diff(res.meta["energy"]) <= 0)
 
 
 @pytest.mark.parametrize("example,flow,cells,t_end", RUNS)
@@ -184,8 +184,8 @@ def test_energy_dissipation_inequality_every_step(example, flow, cells, t_end):
     fl = get_flow(flow)
     np.testing.assert_allclose([_energy(op, flow, w)[0] for w in ws], state.energy, rtol=0, atol=1e-13)
     total_slack = 0.0
-    for k, (bhat, h, w1) in enumerate(solved):
-        w0 = np.log(bhat) - 0.5 * op.log_rho_d    # bhat = b / a = a e^{w0} (backward Euler)
+    for k, (rhs, h, w1) in enumerate(solved):
+        w0 = rhs.log + np.log(rhs.mant) - op.log_rho_d    # b = rho_d e^{w0} (backward Euler)
         (f0, s0), (f1, s1) = _energy(op, flow, w0), _energy(op, flow, w1)
         r, rscale = _step_residual(op, fl, w1, w0, h)
         d, dmag = _dissipation(op, flow, w1, h)
@@ -216,7 +216,7 @@ def test_rho_d_is_a_steady_state(example, cells, flow):
     case = _example(example).with_overrides(cells=cells)
     target, _ = case.discretised()
     op = FVOperator.build(case.grid, target)
-    state = crandall_liggett(op, flow, np.zeros(op.a.shape), case.dt, [1, 10, 20])
+    state = crandall_liggett(op, flow, np.zeros(op.shape), case.dt, [1, 10, 20])
     for rho in state.saved_rho:
         np.testing.assert_allclose(rho, np.exp(op.log_rho_d), rtol=4 * EPS, atol=0)
     assert state.newton_iterations == [0] * 20
@@ -228,20 +228,28 @@ def _gaussian_relaxation(cells=160):
     target = discretise(GaussianMixture([1.0], [[0.0]], [[[1.0]]]), grid)
     initial = discretise(GaussianMixture([1.0], [[0.7]], [[[1.21]]]), grid)
     op = FVOperator.build(grid, target)
-    return op, (initial.log_cells - target.log_cells).reshape(op.a.shape)
+    return op, (initial.log_cells - target.log_cells).reshape(op.shape)
 
 
 @pytest.mark.parametrize("flow", sorted(PRESETS))
 def test_runs_converge_to_rho_d_and_l1_never_grows(flow):
     """The scheme is an L1 contraction with fixed point rho_d: ||rho^n - rho_d||_1 is non-increasing
-    (up to the round-off 8 eps sum |K|(rho + rho_d) of evaluating it) and tends to zero."""
+    up to the round-off 8 eps sum |K|(rho + rho_d) of evaluating it and the step's own Newton
+    residual (rho^{n+1} = (I + hA)^{-1}(rho^n + R), so contraction gives ||R||_1 of slack), and
+    tends to zero."""
     op, w0 = _gaussian_relaxation()
     h, steps = 0.5, 160
+    fl = get_flow(flow)
     state = crandall_liggett(op, flow, w0, h, list(range(1, steps + 1)))
+    assert state.rejected_steps == 0
     rho_d = np.exp(op.log_rho_d)
     l1 = np.array([np.sum(np.abs(r - rho_d)) * op.volume for r in state.saved_rho])
-    floor = 8 * EPS * 2.0
-    assert np.all(np.diff(l1) <= floor)
+    ws = [np.log(r) - op.log_rho_d for r in state.saved_rho]
+    slack = []
+    for w_old, w_new in zip(ws[:-1], ws[1:]):
+        r, rscale = _step_residual(op, fl, w_new, w_old, h)
+        slack.append(float(np.sum(np.abs(r) + 8 * EPS * rscale)) + 8 * EPS * 2.0)
+    assert np.all(np.diff(l1) <= np.array(slack))
     # slowest decay is js: exp(-ln(1 + h beta'(1) lambda_1) t / h) ~ e^{-0.236 t} from 0.53
     assert l1[0] > 0.5 and l1[-1] < 1e-6
 
@@ -253,7 +261,7 @@ def test_kl_decay_rate_is_the_discrete_spectral_gap():
     op, w0 = _gaussian_relaxation()
     h = 0.1
     state = crandall_liggett(op, "kl", w0, h, list(range(150, 181)))
-    n = op.a.shape[0]
+    n = op.shape[0]
     m = np.diag(op.ksum[:, 0]) - np.diag(op.sx[:, 0], 1) - np.diag(op.sx[:, 0], -1)
     lam = np.sort(np.linalg.eigvalsh(m / op.volume))
     assert abs(lam[0]) < 1e-10 and abs(lam[1] - 1.0) < 1e-2 and n == 160

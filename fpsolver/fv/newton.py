@@ -1,28 +1,41 @@
 """One backward-Euler step, (I + hA)^{-1} b, by damped Newton in w = log(rho / rho_d).
 
-Solves  rho - h div(rho_d grad beta(rho/rho_d)) = b  (MATH.md section 3) for rho = rho_d e^w > 0.
-Each Newton correction solves the scaled symmetric positive definite system of
-:mod:`fpsolver.fv.operators`: a direct tridiagonal solve in 1D, Jacobi-preconditioned conjugate
-gradients (matrix-free, Numba) in 2D, or, as the plain reference, scipy's ``spsolve`` on the
-assembled matrix. A backtracking line search on ||Rhat||_2, with |dw| clipped per cell, damps far tails.
+Solves  rho - h div(rho_d grad beta(rho/rho_d)) = b  (MATH.md section 3) for rho = rho_d e^w > 0,
+for any density ratio: every quantity is a row-scaled ratio evaluated in log space
+(:mod:`fpsolver.fv.operators`). The Newton system J_w dw = -R is scaled on both sides,
 
-Convergence: the mass residual sum_i |R_i| (R the volume-weighted residual) must fall below
-``rtol`` times the mass of b, or to the round-off floor eps/2 sum_i a_i scale_i (scale_i the sum
-of magnitudes of the terms of R_i), or stall (stop halving) below 32 eps sum_i a_i scale_i. The
-mass error of the step is bounded by it, because the flux form conserves mass exactly.
+    (S^{-1} J_w E) y = -S^{-1} R,   dw = E y,   E = S / J   (diagonal),
+
+with J_ii the Jacobian's diagonal and S_i >= J_ii the largest term of row i. The matrix is
+I - C with unit diagonal, similar to the Jacobi-scaled SPD s-form Jacobian, and y = O(1)
+even where dw is e^{1700} (an empty cell that its neighbours fill within the step: the
+Newton change of u is then finite, that of w = log u is not). It is solved directly
+(tridiagonal) in 1D, by BiCGStab (matrix-free, Numba) in 2D, or, as the plain reference, by
+scipy's ``spsolve`` on the assembled matrix with numpy residuals. A backtracking line search
+on ||R / S||_2 (S frozen at the current iterate, so the Newton direction is a descent
+direction) damps far tails. Increases of w are taken in u, w <- w + log(1 + alpha dw),
+evaluated as a softplus of log dw (Newton in u, so an almost empty cell fills up in one
+step); decreases in w, clipped per cell to MAX_DW (so rho > 0).
+
+Convergence: the mass residual sum_i |R_i| must fall below ``rtol`` times the mass of b, or
+to the round-off floor eps/2 sum_i scale_i (scale_i the sum of magnitudes of the terms of
+R_i), or stall (stop halving) below 32 eps sum_i scale_i. The mass error of the step is
+bounded by it, because the flux form conserves mass exactly.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Union
 
 import numpy as np
 
 from ..flows import Flow
-from .operators import FVOperator, pcg_kernel, residual_kernel, residual_numpy, thomas_kernel
+from .operators import (FVOperator, bicgstab_kernel, coupling, residual_kernel, residual_numpy,
+                        row_log_scale, term_log_scale, tridiagonal_kernel)
 
 EPS = np.finfo(float).eps
-MAX_DW = 5.0            # largest Newton change of log u in one cell in one iteration
-CG_RTOL_MIN = 1e-10     # inexact Newton: CG tolerance eta_k = clip(mass residual, 1e-10, 1e-2)
+MAX_DW = 5.0            # largest Newton decrease of log u in one cell in one iteration
+CG_RTOL_MIN = 1e-10     # inexact Newton: Krylov tolerance eta_k = clip(mass residual, 1e-10, 1e-2)
 
 
 class NewtonFailure(RuntimeError):
@@ -36,65 +49,136 @@ class NewtonStats:
     mass_residual: float = 0.0
 
 
-def _eval(op, flow, w, bhat, h, plain):
-    with np.errstate(over="ignore", invalid="ignore"):
-        u = np.exp(w)
-        bu = flow.beta(u)
-    if plain:
-        r = residual_numpy(op, u, bu, bhat, h)
-        mres = float(np.sum(op.a * np.abs(r)))
-        scale = float(np.sum(op.a * op.volume * (op.a * u + np.abs(bhat))))
-        # each face enters the residuals of both its cells, weighted a_i * (h S a_j): as in the kernel
-        scale += float(np.sum(2 * h * op.sx * op.a[1:] * op.a[:-1] * (np.abs(bu[1:]) + np.abs(bu[:-1]))))
-        if op.sy.size:
-            scale += float(np.sum(2 * h * op.sy * op.a[:, 1:] * op.a[:, :-1]
-                                  * (np.abs(bu[:, 1:]) + np.abs(bu[:, :-1]))))
+@dataclass
+class Rhs:
+    """A right-hand side b = mant * exp(log) per cell (mass density), representable at any ratio."""
+
+    mant: np.ndarray
+    log: np.ndarray
+
+    @classmethod
+    def of(cls, b: Union["Rhs", np.ndarray]) -> "Rhs":
+        if isinstance(b, Rhs):
+            return b
+        b = np.asarray(b, dtype=float)
+        return cls(b, np.zeros_like(b))
+
+    @classmethod
+    def from_log(cls, log_b: np.ndarray) -> "Rhs":
+        return cls(np.ones_like(log_b), np.asarray(log_b, dtype=float))
+
+    def plus(self, other: np.ndarray) -> "Rhs":
+        """b + other (other a plain density array), rescaled to the larger of the two."""
+        with np.errstate(divide="ignore"):
+            lo = np.log(np.abs(other))
+        top = np.maximum(self.log, lo)
+        top = np.where(np.isfinite(top), top, 0.0)
+        return Rhs(self.mant * np.exp(self.log - top) + other * np.exp(-top), top)
+
+    def mass(self, volume: float) -> float:
+        return float(np.sum(np.abs(self.mant) * np.exp(self.log)) * volume)
+
+
+class _System:
+    """The residual and Newton matrix of one step at the current iterate (module docstring)."""
+
+    def __init__(self, op: FVOperator, flow: Flow, rhs: Rhs, h: float, plain: bool):
+        self.op, self.flow, self.rhs, self.h, self.plain = op, flow, rhs, h, plain
+        self.log_mref = np.log(max(rhs.mass(op.volume), 1e-300) / (op.volume * op.log_rho_d.size))
+
+    def scale(self, w):
+        """(log p, log J, log S) at w."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            lp = self.flow.log_p(w)
+            _, lb = self.flow.beta_log(w)
+            lj = row_log_scale(self.op, w, lp, self.h)
+            lc = np.minimum(self.log_mref + lp - w - self.op.log_rho_d, np.maximum(0.0, lb))
+            return lp, lj, lc, lj + lc - lp
+
+    def residual(self, w, lj):
+        """(R / S, sum |R|, sum S scale, ||R / S||_2) at w with row log scales lj (= log S)."""
+        op, rhs = self.op, self.rhs
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            sb, lb = self.flow.beta_log(w)
+        if self.plain:
+            r, sc = residual_numpy(op, w, sb, lb, lj, rhs.mant, rhs.log, self.h)
+            with np.errstate(over="ignore", invalid="ignore"):
+                e = np.exp(lj)
+                mres, scale = float(np.sum(e * np.abs(r))), float(np.sum(e * sc))
+        else:
+            r = np.empty_like(w)
+            # C-contiguous float arrays only: one compiled specialisation, so bitwise-reproducible sums
+            c = np.ascontiguousarray
+            mres, scale = residual_kernel(op.log_rho_d, c(w), c(sb, dtype=float), c(lb), c(lj), c(rhs.mant),
+                                          c(rhs.log), op.lfx, op.lfy, op.tx, op.ty, op.volume, self.h, r)
+        return r, mres, scale, float(np.sqrt(np.sum(r * r)))
+
+
+def _solve(cs, r, linear, eta, stats):
+    """dw with (I - C) dw = -r."""
+    z = np.zeros_like(r)
+    if linear == "thomas":
+        x = np.zeros(r.shape[0])
+        tridiagonal_kernel(np.ascontiguousarray(cs[0][:, 0]), np.ascontiguousarray(cs[1][:, 0]),
+                           np.ascontiguousarray(-r[:, 0]), x)
+        z[:, 0] = x
+    elif linear == "krylov":
+        k = bicgstab_kernel(*cs, np.ascontiguousarray(-r), z, eta, 20 * sum(r.shape) + 200)
+        if k < 0:
+            raise NewtonFailure("BiCGStab did not converge")
+        stats.linear_iterations += k
     else:
-        r = np.empty_like(u)
-        mres, scale = residual_kernel(u, bu, op.a, bhat, op.sx, op.sy, op.volume, h, r)
-    return u, r, mres, scale
+        import scipy.sparse.linalg as spla
+        from .operators import newton_matrix_scipy
+        z[:] = spla.spsolve(newton_matrix_scipy(*cs).tocsc(), -r.ravel()).reshape(r.shape)
+    if not np.all(np.isfinite(z)):
+        raise NewtonFailure("non-finite Newton correction")
+    return z
 
 
-def _split_correction(a, dbu, u, z):
-    """Turn the scaled correction z = a beta'(u) du into an update of w = log u.
+def _s_update(flow: Flow, sb, lb, y, log_c, log_alpha, w):
+    """w with beta(e^w) = beta(e^w_old) + alpha c y (Newton in s = beta(u)), in log form.
 
-    Increases are taken in u (w <- log(u + du), via logaddexp): du = z / (a beta'(u)) is finite
-    even where u = e^w underflows, so a cell 40 standard deviations out can still fill up.
-    Decreases are taken in w (dw = du / u, clipped per cell to MAX_DW so a tail cell cannot
-    shrink the bulk's step), which keeps rho > 0. Both agree with Newton to second order.
+    A decrease that leaves the range of beta (s <= 0 where beta > 0), or lowers w by more than
+    MAX_DW, is clipped to w - MAX_DW: a tail cell cannot stall the bulk, and rho stays > 0.
     """
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        du = z / (a * dbu)
-        du = np.where(np.isfinite(du), du, 0.0)
-        grow = du > 0
-        log_du = np.log(np.where(grow, du, 1.0))
-        dw = np.where(grow, 0.0, du / u)
-    dw = np.where(np.isfinite(dw), dw, -MAX_DW)
-    np.clip(dw, -MAX_DW, MAX_DW, out=dw)
-    return grow, log_du, dw
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        log_ds = log_alpha + log_c + np.log(np.abs(y))
+        top = np.maximum(lb, log_ds)
+        top = np.where(np.isfinite(top), top, 0.0)
+        val = sb * np.exp(lb - top) + np.sign(y) * np.exp(log_ds - top)
+        sign = np.sign(val)
+        w_new = flow.w_of_beta(sign, top + np.log(np.abs(val)))
+        if flow.beta_positive:
+            w_new = np.where(sign > 0, w_new, -np.inf)
+        w_new = np.where(y == 0, w, w_new)
+    return np.where(np.isnan(w_new), w, np.maximum(w_new, w - MAX_DW))
 
 
-def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, bhat: np.ndarray, h: float, *,
+def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, b, h: float, *,
                         rtol: float = 1e-15, max_iter: int = 40, linear: str = "auto") -> tuple[np.ndarray, NewtonStats]:
-    """Return w with rho_d e^w = (I + hA)^{-1} b, b = a * bhat (see module docstring).
+    """Return w with rho_d e^w = (I + hA)^{-1} b (see module docstring).
 
-    ``w0`` is the starting guess (usually the previous step). ``linear`` is "auto"
-    (tridiagonal in 1D, PCG in 2D), "pcg", "thomas" or "spsolve" (the plain reference, which
-    also evaluates residuals with numpy instead of Numba). Raises :class:`NewtonFailure`.
+    ``b`` is the right-hand side in mass density: a plain array, or an :class:`Rhs`
+    (mantissa and log scale) where it is not representable. ``w0`` is the starting guess
+    (usually the previous step). ``linear`` is "auto" (tridiagonal in 1D, BiCGStab in 2D),
+    "krylov", "thomas" or "spsolve" (the plain reference, which also evaluates residuals with
+    numpy instead of Numba). Raises :class:`NewtonFailure`.
     """
     plain = linear == "spsolve"
-    if linear == "auto":
-        linear = "thomas" if op.a.shape[1] == 1 else "pcg"
+    if linear in ("auto", "pcg"):
+        linear = "thomas" if w0.shape[1] == 1 else "krylov"
+    rhs = Rhs.of(b)
+    sys_ = _System(op, flow, rhs, h, plain)
     stats = NewtonStats()
-    mass_b = float(np.sum(op.volume * op.a * np.abs(bhat)))
+    mass_b = rhs.mass(op.volume)
     target = rtol * mass_b
     w = np.array(w0, dtype=float, copy=True)
-    u, r, mres, scale = _eval(op, flow, w, bhat, h, plain)
-    phi = float(np.sqrt(np.sum(r * r)))
-    z = np.zeros_like(w)
+    lp, lj, lc, ls = sys_.scale(w)
+    r, mres, scale, phi = sys_.residual(w, ls)
     mres_prev = np.inf
     for it in range(max_iter + 1):
-        if not (np.isfinite(mres) and np.isfinite(phi)):
+        if not (np.isfinite(mres) and np.isfinite(phi) and np.all(np.isfinite(ls))):
             raise NewtonFailure("non-finite residual")
         floor = 0.5 * EPS * scale
         # converged: below tolerance or round-off, or stalled within the loose round-off bound
@@ -104,30 +188,15 @@ def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, bhat: np.nda
             return w, stats
         if it == max_iter:
             break
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            dbu = flow.dbeta(u)
-            diag = op.volume / dbu + h * op.ksum
-        if not np.all(np.isfinite(diag)) or not np.all(diag > 0):
-            raise NewtonFailure("Newton matrix lost positivity (beta'(u) not finite and positive)")
-        z[:] = 0.0
-        if linear == "thomas":
-            thomas_kernel(diag[:, 0], -h * op.sx[:, 0], -r[:, 0], z[:, 0])
-        elif linear == "pcg":
-            eta = min(1e-2, max(CG_RTOL_MIN, mres / max(mass_b, 1e-300)))
-            k = pcg_kernel(diag, op.sx, op.sy, h, -r, z, eta, 20 * sum(op.a.shape) + 200)
-            if k < 0:
-                raise NewtonFailure("conjugate gradients did not converge")
-            stats.linear_iterations += k
-        else:
-            import scipy.sparse.linalg as spla
-            from .operators import newton_matrix_scipy
-            z[:] = spla.spsolve(newton_matrix_scipy(op, dbu, h).tocsc(), -r.ravel()).reshape(z.shape)
-        grow, log_du, dw = _split_correction(op.a, dbu, u, z)
+        with np.errstate(over="ignore", invalid="ignore"):
+            cs = coupling(op, lp, lj, ls, h)
+        eta = min(1e-2, max(CG_RTOL_MIN, mres / max(mass_b, 1e-300)))
+        y = _solve(cs, r, linear, eta, stats)
+        sb, lb = flow.beta_log(w)
         alpha = 1.0
         for _ in range(40):
-            w_try = np.where(grow, np.logaddexp(w, np.log(alpha) + log_du), w + alpha * dw)
-            u_t, r_t, mres_t, scale_t = _eval(op, flow, w_try, bhat, h, plain)
-            phi_t = float(np.sqrt(np.sum(r_t * r_t)))
+            w_try = _s_update(flow, sb, lb, y, lc, np.log(alpha), w)
+            r_t, mres_t, scale_t, phi_t = sys_.residual(w_try, ls)
             if np.isfinite(phi_t) and (phi_t <= (1 - 1e-4 * alpha) * phi or mres_t <= 8 * EPS * scale_t):
                 break
             alpha *= 0.5
@@ -137,5 +206,12 @@ def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, bhat: np.nda
                 return w, stats
             raise NewtonFailure("line search failed")
         mres_prev = mres
-        w, u, r, mres, scale, phi = w_try, u_t, r_t, mres_t, scale_t, phi_t
+        w, mres, scale = w_try, mres_t, scale_t
+        lp, lj, lc, ls_new = sys_.scale(w)
+        with np.errstate(over="ignore", invalid="ignore"):
+            r = r_t * np.exp(ls - ls_new)      # the same residual R, divided by the new row scales
+        ls = ls_new
+        phi = float(np.sqrt(np.sum(r * r)))
+        if not np.isfinite(phi):               # a scale changed by more than e^700: evaluate afresh
+            r, mres, scale, phi = sys_.residual(w, ls)
     raise NewtonFailure(f"no convergence in {max_iter} iterations (mass residual {mres:.2e})")

@@ -1,23 +1,25 @@
-"""The discrete operator of MATH.md section 3, scaled so nothing underflows.
+"""The discrete operator of MATH.md section 3, evaluated in log space for any density ratio.
 
-Two-point fluxes on interior faces, no flux through walls. With a = sqrt(rho_d) (cells),
-u = rho / rho_d and the (row-and-column) scaled face coefficients
+Two-point fluxes on interior faces, no flux through walls. With l = log rho_d (cells), l_f
+(faces), T_f = |sigma_f| / |x_j - x_i|, u = e^w and the volume V, the backward-Euler residual
+of ``rho - h div(rho_d grad beta(u)) = b`` in mass units is
 
-    S_f = exp(l_f - (l_i + l_j) / 2) |sigma_f| / |x_j - x_i|,   l = log rho_d,
+    R_i = V (rho_d,i e^{w_i} - b_i) - h sum_{f = (i, j)} T_f e^{l_f} (beta(u_j) - beta(u_i)),
 
-the backward-Euler residual of ``rho - h div(rho_d grad beta(u)) = b``, multiplied by the
-cell volume V and divided by a_i, is
+and its Jacobian in w is the column-diagonally-dominant M-matrix
 
-    Rhat_i = V (a_i u_i - bhat_i) - h sum_{j ~ i} S_f a_j (beta(u_j) - beta(u_i)),   bhat = b / a,
+    J_ii = V rho_i + h p_i sum_f T_f e^{l_f},   J_ij = -h T_f e^{l_f} p_j,   p = u beta'(u) = d beta/dw.
 
-and the true (mass) residual is R_i = a_i Rhat_i. Its Newton matrix in w = log u, scaled
-the same way, is  Atilde diag(a D),  D = beta'(u) u,  with the symmetric positive definite
+Where the data are much narrower than the generator, rho_d, u and beta(u) span e^{+-1800} and
+none of these products can be formed, although every ratio R_i / J_ii is O(1). So every row
+is divided by its own diagonal J_ii and every term is evaluated as one exponential of a sum of
+logarithms: log J_i, the flow's log|beta| and log p (:mod:`fpsolver.flows`), l, l_f and the
+right-hand side b = b_mant e^{b_log}. The row-scaled Newton matrix I - C,
 
-    Atilde = V diag(1 / beta'(u)) + h Khat,   Khat_ii = sum_f exp(l_f - l_i) |sigma|/d,
-    Khat_ij = -S_f,
+    C_ij = h T_f exp(l_f + log p_j - log J_i),
 
-(the s = beta(u) Jacobian of MATH.md, symmetrically scaled by diag(1/a)). All entries are
-O(1) even 40 standard deviations into a Gaussian tail, where rho_d itself underflows.
+has unit diagonal and is similar to a symmetric positive definite matrix with the spectrum of
+the Jacobi-scaled s-form Jacobian (MATH.md section 3), so its eigenvalues are real and positive.
 Arrays are 2-D ``[ix, iy]``; a 1-D grid is stored with ny = 1 and no y-faces.
 """
 from __future__ import annotations
@@ -27,112 +29,209 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from ..densities import Discretised
 from ..grid import Grid
 
 
 @dataclass
 class FVOperator:
-    """Static, per-grid data of the scaled operator (built once per run)."""
+    """Static, per-grid data of the operator (built once per run), all in log space."""
 
     grid: Grid
-    a: np.ndarray        # (nx, ny) sqrt(rho_d)
-    log_rho_d: np.ndarray  # (nx, ny)
-    sx: np.ndarray       # (nx-1, ny) scaled x-face coefficients S_f
-    sy: np.ndarray       # (nx, ny-1) scaled y-face coefficients (shape (nx, 0) in 1D)
-    ksum: np.ndarray     # (nx, ny) Khat diagonal: sum_f exp(l_f - l_i) |sigma|/d
+    log_rho_d: np.ndarray   # (nx, ny) l
+    lfx: np.ndarray         # (nx-1, ny) l_f on x-faces
+    lfy: np.ndarray         # (nx, ny-1) l_f on y-faces (shape (nx, 0) in 1D)
+    tx: float               # T_f on x-faces: dy / dx (1 / dx in 1D)
+    ty: float               # T_f on y-faces: dx / dy
+    log_k: np.ndarray       # (nx, ny) log sum_f T_f e^{l_f} over the cell's interior faces
     volume: float
 
     @classmethod
-    def build(cls, grid: Grid, target: Discretised) -> "FVOperator":
-        lc = target.log_cells.reshape(grid.shape[0], -1)
+    def build(cls, grid: Grid, target) -> "FVOperator":
+        nx = grid.shape[0]
+        lc = target.log_cells.reshape(nx, -1)
         dx = grid.spacing[0]
         dy = grid.spacing[1] if grid.dim == 2 else 1.0
-        lfx = target.log_faces[0].reshape(grid.shape[0] - 1, -1)
-        sx = np.exp(lfx - 0.5 * (lc[1:] + lc[:-1])) * (dy / dx)
-        ksum = np.zeros_like(lc)
-        ksum[:-1] += np.exp(lfx - lc[:-1]) * (dy / dx)
-        ksum[1:] += np.exp(lfx - lc[1:]) * (dy / dx)
+        tx, ty = dy / dx, dx / dy
+        lfx = np.ascontiguousarray(target.log_faces[0].reshape(nx - 1, -1))
+        terms = [np.full(lc.shape, -np.inf)]
+        pad = np.full((1, lc.shape[1]), -np.inf)
+        terms += [np.log(tx) + np.vstack([lfx, pad]), np.log(tx) + np.vstack([pad, lfx])]
         if grid.dim == 2:
-            lfy = target.log_faces[1]
-            sy = np.exp(lfy - 0.5 * (lc[:, 1:] + lc[:, :-1])) * (dx / dy)
-            ksum[:, :-1] += np.exp(lfy - lc[:, :-1]) * (dx / dy)
-            ksum[:, 1:] += np.exp(lfy - lc[:, 1:]) * (dx / dy)
+            lfy = np.ascontiguousarray(target.log_faces[1])
+            pad = np.full((nx, 1), -np.inf)
+            terms += [np.log(ty) + np.hstack([lfy, pad]), np.log(ty) + np.hstack([pad, lfy])]
         else:
-            sy = np.zeros((lc.shape[0], 0))
-        return cls(grid, np.exp(0.5 * lc), lc, np.ascontiguousarray(sx), np.ascontiguousarray(sy),
-                   ksum, grid.cell_volume)
+            lfy = np.zeros((nx, 0))
+        log_k = np.logaddexp.reduce(np.stack(terms), axis=0)
+        return cls(grid, np.ascontiguousarray(lc), lfx, lfy, tx, ty, log_k, grid.cell_volume)
+
+    @property
+    def shape(self) -> tuple:
+        """(nx, ny) of the cell arrays (ny = 1 in 1D)."""
+        return self.log_rho_d.shape
+
+    @property
+    def a(self) -> np.ndarray:
+        """sqrt(rho_d) (the symmetric scaling of :attr:`sx`; underflows for very narrow targets)."""
+        return np.exp(0.5 * self.log_rho_d)
 
     def rho(self, w: np.ndarray) -> np.ndarray:
-        """rho = rho_d e^w, computed in log space."""
+        """rho = rho_d e^w, computed in log space (underflows to 0 only where rho itself does)."""
         return np.exp(self.log_rho_d + w)
 
     def mass(self, w: np.ndarray) -> float:
         return float(np.sum(self.rho(w)) * self.volume)
 
+    # --- the symmetric scaled face operator Khat = D^{-1/2} K D^{-1/2}, D = diag(rho_d)
+    # (O(1) entries even where rho_d underflows; the linearised operator of MATH.md section 6)
+    @property
+    def sx(self) -> np.ndarray:
+        """Khat off-diagonal magnitudes on x-faces: T exp(l_f - (l_i + l_j)/2)."""
+        return self.tx * np.exp(self.lfx - 0.5 * (self.log_rho_d[1:] + self.log_rho_d[:-1]))
+
+    @property
+    def sy(self) -> np.ndarray:
+        if not self.lfy.size:
+            return np.zeros((self.log_rho_d.shape[0], 0))
+        return self.ty * np.exp(self.lfy - 0.5 * (self.log_rho_d[:, 1:] + self.log_rho_d[:, :-1]))
+
+    @property
+    def ksum(self) -> np.ndarray:
+        """Khat diagonal: sum_f T exp(l_f - l_i)."""
+        return np.exp(self.log_k - self.log_rho_d)
+
 
 # ------------------------------------------------------------------ residual
 
-def residual_numpy(op: FVOperator, u, bu, bhat, h):
-    """Reference implementation of Rhat (module docstring), face by face."""
-    r = op.volume * (op.a * u - bhat)
-    r[:-1] -= h * op.sx * op.a[1:] * (bu[1:] - bu[:-1])    # left cell of each x-face
-    r[1:] -= h * op.sx * op.a[:-1] * (bu[:-1] - bu[1:])    # right cell
-    if op.sy.shape[1]:
-        r[:, :-1] -= h * op.sy * op.a[:, 1:] * (bu[:, 1:] - bu[:, :-1])
-        r[:, 1:] -= h * op.sy * op.a[:, :-1] * (bu[:, :-1] - bu[:, 1:])
-    return r
+def row_log_scale(op: FVOperator, w, log_p, h):
+    """log J_ii = log(V rho_i + h p_i sum_f T_f e^{l_f}) (module docstring)."""
+    return np.logaddexp(np.log(op.volume) + op.log_rho_d + w, np.log(h) + log_p + op.log_k)
+
+
+def term_log_scale(op: FVOperator, w, lb, lj, b_mant, b_log, h):
+    """log S_i = max(log J_ii, log of the largest term of R_i).
+
+    S_i / J_ii = e_i >= 1 is large only in a cell that its neighbours fill up within the
+    step (an almost empty cell next to a full one): there the Newton change of w is ~e_i,
+    and the unknowns are scaled by it (module docstring of :mod:`fpsolver.fv.newton`).
+    """
+    with np.errstate(divide="ignore"):
+        top = np.maximum(lj, np.maximum(np.log(op.volume) + op.log_rho_d + w,
+                                        np.log(op.volume) + b_log + np.log(np.abs(b_mant))))
+    faces = [(op.lfx, op.tx, np.s_[:-1], np.s_[1:])]
+    if op.lfy.size:
+        faces.append((op.lfy, op.ty, np.s_[:, :-1], np.s_[:, 1:]))
+    for lf, t, lo, hi in faces:
+        big = np.log(h * t) + lf + np.maximum(lb[lo], lb[hi])
+        top[lo] = np.maximum(top[lo], big)
+        top[hi] = np.maximum(top[hi], big)
+    return top
+
+
+def residual_numpy(op: FVOperator, w, sb, lb, lj, b_mant, b_log, h):
+    """Reference R_i / J_ii and the round-off scale of each row (sum of its terms' magnitudes / J_ii)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        m = op.volume * np.exp(op.log_rho_d + w - lj)
+        bb = op.volume * b_mant * np.exp(b_log - lj)
+        r, sc = m - bb, m + np.abs(bb)
+        faces = [(op.lfx, op.tx, np.s_[:-1], np.s_[1:])]
+        if op.lfy.size:
+            faces.append((op.lfy, op.ty, np.s_[:, :-1], np.s_[:, 1:]))
+        for lf, t, lo, hi in faces:
+            for me, nb in ((lo, hi), (hi, lo)):
+                tj = h * t * sb[nb] * np.exp(lf + lb[nb] - lj[me])
+                ti = h * t * sb[me] * np.exp(lf + lb[me] - lj[me])
+                r[me] -= tj - ti
+                sc[me] += np.abs(tj) + np.abs(ti)
+    return r, sc
+
+
+@numba.njit(cache=True, inline="always")
+def _face_terms(lf, lj, sb_j, lb_j, sb_i, lb_i, c):
+    return c * sb_j * np.exp(lf + lb_j - lj), c * sb_i * np.exp(lf + lb_i - lj)
 
 
 @numba.njit(cache=True)
-def residual_kernel(u, bu, a, bhat, sx, sy, vol, h, out):
-    """Rhat into ``out``; returns (sum a|Rhat| (mass residual), sum a*scale (round-off scale))."""
-    nx, ny = u.shape
+def residual_kernel(lrd, w, sb, lb, lj, bm, bl, lfx, lfy, tx, ty, vol, h, out):
+    """R_i / J_ii into ``out``; returns (sum_i |R_i| (mass residual), sum_i J_ii scale_i)."""
+    nx, ny = w.shape
+    cx, cy = h * tx, h * ty
     mres = 0.0
     msc = 0.0
     for i in range(nx):
         for j in range(ny):
-            b_i = bu[i, j]
-            r = vol * (a[i, j] * u[i, j] - bhat[i, j])
-            sc = vol * (abs(a[i, j] * u[i, j]) + abs(bhat[i, j]))
+            L = lj[i, j]
+            m = vol * np.exp(lrd[i, j] + w[i, j] - L)
+            bb = vol * bm[i, j] * np.exp(bl[i, j] - L)
+            r = m - bb
+            sc = m + abs(bb)
+            s_i, l_i = sb[i, j], lb[i, j]
             if i > 0:
-                t = h * sx[i - 1, j] * a[i - 1, j]
-                r -= t * (bu[i - 1, j] - b_i)
-                sc += t * (abs(bu[i - 1, j]) + abs(b_i))
+                a, b = _face_terms(lfx[i - 1, j], L, sb[i - 1, j], lb[i - 1, j], s_i, l_i, cx)
+                r -= a - b
+                sc += abs(a) + abs(b)
             if i < nx - 1:
-                t = h * sx[i, j] * a[i + 1, j]
-                r -= t * (bu[i + 1, j] - b_i)
-                sc += t * (abs(bu[i + 1, j]) + abs(b_i))
+                a, b = _face_terms(lfx[i, j], L, sb[i + 1, j], lb[i + 1, j], s_i, l_i, cx)
+                r -= a - b
+                sc += abs(a) + abs(b)
             if j > 0:
-                t = h * sy[i, j - 1] * a[i, j - 1]
-                r -= t * (bu[i, j - 1] - b_i)
-                sc += t * (abs(bu[i, j - 1]) + abs(b_i))
+                a, b = _face_terms(lfy[i, j - 1], L, sb[i, j - 1], lb[i, j - 1], s_i, l_i, cy)
+                r -= a - b
+                sc += abs(a) + abs(b)
             if j < ny - 1:
-                t = h * sy[i, j] * a[i, j + 1]
-                r -= t * (bu[i, j + 1] - b_i)
-                sc += t * (abs(bu[i, j + 1]) + abs(b_i))
+                a, b = _face_terms(lfy[i, j], L, sb[i, j + 1], lb[i, j + 1], s_i, l_i, cy)
+                r -= a - b
+                sc += abs(a) + abs(b)
             out[i, j] = r
-            mres += a[i, j] * abs(r)
-            msc += a[i, j] * sc
+            if L < 700.0:
+                e = np.exp(L)
+                mres += e * abs(r)
+                msc += e * sc
+            else:   # S_i itself overflows; R_i = S_i r_i does not
+                mres += np.exp(L + np.log(abs(r))) if r != 0.0 else 0.0
+                msc += np.exp(L + np.log(sc))
     return mres, msc
 
 
-# ------------------------------------------------------------------ linear solves
+# ------------------------------------------------------------------ the row-scaled Newton matrix I - C
+
+def coupling(op: FVOperator, log_p, lj, ls, h):
+    """C as four neighbour arrays (west, east, south, north), each (nx, ny), zero at walls.
+
+    C_ij = h T_f exp(l_f + log p_j + log e_j - log S_i), e = S / J: the Newton matrix
+    S^{-1} J_w E with unit diagonal (module docstring of :mod:`fpsolver.fv.newton`).
+    """
+    nx, ny = lj.shape
+    cw, ce = np.zeros((nx, ny)), np.zeros((nx, ny))
+    cs, cn = np.zeros((nx, ny)), np.zeros((nx, ny))
+    col = log_p + ls - lj
+    c = np.log(h * op.tx)
+    ce[:-1] = np.exp(c + op.lfx + col[1:] - ls[:-1])
+    cw[1:] = np.exp(c + op.lfx + col[:-1] - ls[1:])
+    if op.lfy.size:
+        c = np.log(h * op.ty)
+        cn[:, :-1] = np.exp(c + op.lfy + col[:, 1:] - ls[:, :-1])
+        cs[:, 1:] = np.exp(c + op.lfy + col[:, :-1] - ls[:, 1:])
+    return cw, ce, cs, cn
+
 
 @numba.njit(cache=True)
-def thomas_kernel(diag, off, rhs, out):
-    """Solve the SPD tridiagonal system (diag, off, off) x = rhs (1-D, no pivoting needed)."""
-    n = diag.shape[0]
+def tridiagonal_kernel(lower, upper, rhs, out):
+    """Solve x_i - lower_i x_{i-1} - upper_i x_{i+1} = rhs_i (unit diagonal), no pivoting.
+
+    Stable here: the matrix is a row scaling of a column-diagonally-dominant M-matrix, for which
+    Gaussian elimination without pivoting has no growth (Wilkinson).
+    """
+    n = rhs.shape[0]
     c = np.empty(n)
     d = np.empty(n)
-    beta = diag[0]
-    c[0] = off[0] / beta if n > 1 else 0.0
-    d[0] = rhs[0] / beta
+    piv = 1.0
+    c[0] = -upper[0] / piv
+    d[0] = rhs[0] / piv
     for i in range(1, n):
-        beta = diag[i] - off[i - 1] * c[i - 1]
-        if i < n - 1:
-            c[i] = off[i] / beta
-        d[i] = (rhs[i] - off[i - 1] * d[i - 1]) / beta
+        piv = 1.0 + lower[i] * c[i - 1]
+        c[i] = -upper[i] / piv
+        d[i] = (rhs[i] + lower[i] * d[i - 1]) / piv
     out[n - 1] = d[n - 1]
     for i in range(n - 2, -1, -1):
         out[i] = d[i] - c[i] * out[i + 1]
@@ -142,88 +241,99 @@ _FAST = {"reassoc", "contract", "arcp", "nsz"}  # vectorised sums; NaN/inf seman
 
 
 @numba.njit(cache=True, fastmath=_FAST)
-def _apply(diag, sx, sy, h, z, out):
-    """out = Atilde z: diagonal, then each face's two off-diagonal entries (branch-free loops)."""
-    nx, ny = z.shape
+def _apply(cw, ce, cs, cn, x, out):
+    """out = (I - C) x, matrix-free 5-point."""
+    nx, ny = x.shape
     for i in range(nx):
         for j in range(ny):
-            out[i, j] = diag[i, j] * z[i, j]
-    for i in range(nx - 1):
-        for j in range(ny):
-            c = h * sx[i, j]
-            out[i, j] -= c * z[i + 1, j]
-            out[i + 1, j] -= c * z[i, j]
-    for i in range(nx):
-        for j in range(ny - 1):
-            c = h * sy[i, j]
-            out[i, j] -= c * z[i, j + 1]
-            out[i, j + 1] -= c * z[i, j]
+            v = x[i, j]
+            if i > 0:
+                v -= cw[i, j] * x[i - 1, j]
+            if i < nx - 1:
+                v -= ce[i, j] * x[i + 1, j]
+            if j > 0:
+                v -= cs[i, j] * x[i, j - 1]
+            if j < ny - 1:
+                v -= cn[i, j] * x[i, j + 1]
+            out[i, j] = v
 
 
 @numba.njit(cache=True, fastmath=_FAST)
-def pcg_kernel(diag, sx, sy, h, rhs, x, rtol, maxiter):
-    """Jacobi-preconditioned CG for Atilde x = rhs (matrix-free 5-point); x is the start.
+def _dot(a, b):
+    s = 0.0
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            s += a[i, j] * b[i, j]
+    return s
 
-    Returns the iteration count, or -1 if ||r|| <= rtol ||rhs|| was not reached.
-    Loops are fused and sequential, so results are bitwise reproducible.
+
+@numba.njit(cache=True, fastmath=_FAST)
+def bicgstab_kernel(cw, ce, cs, cn, rhs, x, rtol, maxiter):
+    """BiCGStab (van der Vorst) for (I - C) x = rhs, matrix-free; x is the start.
+
+    The unit diagonal already is the Jacobi preconditioner. Returns the iteration count, or
+    -1 if ||r|| <= rtol ||rhs|| was not reached. Sequential loops: bitwise reproducible.
     """
     nx, ny = rhs.shape
     r = np.empty_like(rhs)
-    q = np.empty_like(rhs)
-    _apply(diag, sx, sy, h, x, q)
-    rnorm2 = 0.0
-    bnorm2 = 0.0
-    rz = 0.0
-    p = np.empty_like(rhs)
-    dinv = 1.0 / diag
+    _apply(cw, ce, cs, cn, x, r)
     for i in range(nx):
         for j in range(ny):
-            r[i, j] = rhs[i, j] - q[i, j]
-            rnorm2 += r[i, j] * r[i, j]
-            bnorm2 += rhs[i, j] * rhs[i, j]
-            p[i, j] = r[i, j] * dinv[i, j]
-            rz += r[i, j] * p[i, j]
-    tol2 = rtol * rtol * bnorm2
-    if rnorm2 <= tol2:
+            r[i, j] = rhs[i, j] - r[i, j]
+    r0 = r.copy()
+    p = np.zeros_like(rhs)
+    v = np.zeros_like(rhs)
+    s = np.empty_like(rhs)
+    t = np.empty_like(rhs)
+    tol2 = rtol * rtol * _dot(rhs, rhs)
+    if _dot(r, r) <= tol2:
         return 0
+    rho_old, alpha, omega = 1.0, 1.0, 1.0
     for it in range(1, maxiter + 1):
-        _apply(diag, sx, sy, h, p, q)
-        pq = 0.0
+        rho = _dot(r0, r)
+        if rho == 0.0 or omega == 0.0:
+            return -1
+        beta = (rho / rho_old) * (alpha / omega)
         for i in range(nx):
             for j in range(ny):
-                pq += p[i, j] * q[i, j]
-        alpha = rz / pq
-        rnorm2 = 0.0
-        rz_new = 0.0
+                p[i, j] = r[i, j] + beta * (p[i, j] - omega * v[i, j])
+        _apply(cw, ce, cs, cn, p, v)
+        alpha = rho / _dot(r0, v)
         for i in range(nx):
             for j in range(ny):
-                x[i, j] += alpha * p[i, j]
-                r[i, j] -= alpha * q[i, j]
-                rnorm2 += r[i, j] * r[i, j]
-                rz_new += r[i, j] * r[i, j] * dinv[i, j]
-        if rnorm2 <= tol2:
+                s[i, j] = r[i, j] - alpha * v[i, j]
+        if _dot(s, s) <= tol2:
+            for i in range(nx):
+                for j in range(ny):
+                    x[i, j] += alpha * p[i, j]
             return it
-        beta = rz_new / rz
-        rz = rz_new
+        _apply(cw, ce, cs, cn, s, t)
+        tt = _dot(t, t)
+        omega = _dot(t, s) / tt if tt > 0.0 else 0.0
+        rn = 0.0
         for i in range(nx):
             for j in range(ny):
-                p[i, j] = r[i, j] * dinv[i, j] + beta * p[i, j]
+                x[i, j] += alpha * p[i, j] + omega * s[i, j]
+                r[i, j] = s[i, j] - omega * t[i, j]
+                rn += r[i, j] * r[i, j]
+        if rn <= tol2:
+            return it
+        rho_old = rho
     return -1
 
 
-def newton_matrix_scipy(op: FVOperator, dbu, h):
-    """Atilde as a scipy sparse matrix (for the plain reference solver and for tests)."""
+def newton_matrix_scipy(cw, ce, cs, cn):
+    """I - C as a scipy sparse matrix (for the plain reference solver and for tests)."""
     import scipy.sparse as sp
 
-    nx, ny = op.a.shape
+    nx, ny = cw.shape
     idx = np.arange(nx * ny).reshape(nx, ny)
-    rows = [idx.ravel()]
-    cols = [idx.ravel()]
-    vals = [(op.volume / dbu + h * op.ksum).ravel()]
-    for s, i0, i1 in ((op.sx, idx[:-1], idx[1:]), (op.sy, idx[:, :-1], idx[:, 1:])):
-        if s.size:
-            rows += [i0.ravel(), i1.ravel()]
-            cols += [i1.ravel(), i0.ravel()]
-            vals += [-h * s.ravel(), -h * s.ravel()]
+    rows, cols, vals = [idx.ravel()], [idx.ravel()], [np.ones(nx * ny)]
+    for c, me, nb in ((cw, np.s_[1:], np.s_[:-1]), (ce, np.s_[:-1], np.s_[1:]),
+                      (cs, np.s_[:, 1:], np.s_[:, :-1]), (cn, np.s_[:, :-1], np.s_[:, 1:])):
+        if idx[me].size:
+            rows.append(idx[me].ravel())
+            cols.append(idx[nb].ravel())
+            vals.append(-c[me].ravel())
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                          shape=(nx * ny, nx * ny))

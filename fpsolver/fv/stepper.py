@@ -23,7 +23,7 @@ from .. import __version__
 from ..errors import InputError, SolverError
 from ..flows import Flow, get_flow
 from ..result import Result, atomic_savez
-from .newton import NewtonFailure, backward_euler_step
+from .newton import NewtonFailure, Rhs, backward_euler_step
 from .operators import FVOperator
 
 MAX_HALVINGS = 10
@@ -59,23 +59,32 @@ class CrandallLiggett:
         self.rtol, self.linear, self.source = rtol, linear, source
 
     # --- one resolvent, with rejection and halving
-    def _resolvent(self, w_start, bhat, h, state: RunState):
-        w, st = backward_euler_step(self.op, self.flow, w_start, bhat, h, rtol=self.rtol, linear=self.linear)
+    def _resolvent(self, w_start, rhs, h, state: RunState):
+        w, st = backward_euler_step(self.op, self.flow, w_start, rhs, h, rtol=self.rtol, linear=self.linear)
         state.newton_iterations[-1] += st.iterations
         state.linear_iterations += st.linear_iterations
         return w
 
-    def _with_source(self, bhat, t_new, h):
-        """Add h S(t_new) (scaled by 1/a like bhat) to the right-hand side, if there is a source."""
+    def _with_source(self, rhs: Rhs, t_new, h) -> Rhs:
+        """Add h S(t_new) to the right-hand side, if there is a source."""
         if self.source is not None:
-            bhat = bhat + h * self.source(t_new).reshape(bhat.shape) / self.op.a
-        return bhat
+            rhs = rhs.plus(h * self.source(t_new).reshape(rhs.log.shape))
+        return rhs
+
+    def _rhs_be(self, w) -> Rhs:
+        """b = rho^n = rho_d e^w, kept in log form."""
+        return Rhs.from_log(self.op.log_rho_d + w)
+
+    def _rhs_bdf2(self, w, w_prev) -> Rhs:
+        """b = (4 rho^n - rho^{n-1}) / 3 in log form, scaled by the larger of the two."""
+        top = np.maximum(w, w_prev)
+        return Rhs((4 * np.exp(w - top) - np.exp(w_prev - top)) / 3, self.op.log_rho_d + top)
 
     def _be_substeps(self, w, t0, h, depth, state, w_guess=None):
         """Advance w from t0 by h with backward Euler, halving on failure."""
         try:
             return self._resolvent(w if w_guess is None else w_guess,
-                                   self._with_source(self.op.a * np.exp(w), t0 + h, h), h, state)
+                                   self._with_source(self._rhs_be(w), t0 + h, h), h, state)
         except NewtonFailure as exc:
             if depth >= MAX_HALVINGS:
                 raise SolverError(f"Newton failed at t = {t0:.6g} even with step {h:.3g} "
@@ -95,9 +104,9 @@ class CrandallLiggett:
         w_guess = w if state.w_prev is None else w + np.clip(w - state.w_prev, -PREDICTOR_CLIP, PREDICTOR_CLIP)
         if self.scheme == "bdf2" and state.w_prev is not None:
             h = 2 * self.dt / 3
-            bhat = self._with_source(self.op.a * (4 * np.exp(w) - np.exp(state.w_prev)) / 3, t0 + self.dt, h)
+            rhs = self._with_source(self._rhs_bdf2(w, state.w_prev), t0 + self.dt, h)
             try:
-                w_new = self._resolvent(w_guess, bhat, h, state)
+                w_new = self._resolvent(w_guess, rhs, h, state)
                 restart = False
             except NewtonFailure:
                 state.rejected_steps += 1
@@ -114,10 +123,14 @@ class CrandallLiggett:
     def record(self, state: RunState) -> None:
         rho = self.op.rho(state.w)
         state.mass.append(float(np.sum(rho) * self.op.volume))
-        if self.flow.energy_density is not None:
-            u = np.exp(state.w)
-            state.energy.append(float(np.sum(np.exp(self.op.log_rho_d) * self.flow.energy_density(u))
-                                      * self.op.volume))
+        if self.flow.has_energy:
+            state.energy.append(energy_of(self.op, self.flow, state.w))
+
+
+def energy_of(op: FVOperator, flow: Flow, w: np.ndarray) -> float:
+    """F = sum_i V rho_d,i f(u_i) from w and log rho_d (inf where it is not representable)."""
+    with np.errstate(over="ignore"):
+        return float(np.sum(flow.energy_log(op.log_rho_d + w, op.log_rho_d)) * op.volume)
 
 
 def crandall_liggett(op: FVOperator, flow, w0: np.ndarray, dt: float, save_steps, *,
@@ -131,6 +144,8 @@ def crandall_liggett(op: FVOperator, flow, w0: np.ndarray, dt: float, save_steps
     ``checkpoint(state)`` is called after every step (it decides itself whether to write).
     """
     stepper = CrandallLiggett(op, get_flow(flow), dt, scheme, rtol, linear, source)
+    if state is None:
+        stepper.flow.check_representable(op.log_rho_d + w0, op.log_rho_d, op.volume)
     save_steps = [int(k) for k in save_steps]
     if state is None:
         state = RunState(n=0, w=np.array(w0, dtype=float), w_prev=None)
@@ -163,8 +178,8 @@ def solve_case(case, *, scheme: Optional[str] = None, rtol: float = 1e-15, linea
     target, initial = case.discretised()
     op = FVOperator.build(case.grid, target)
     flow = get_flow(case.flow)
-    w0 = (initial.log_cells - target.log_cells).reshape(op.a.shape)
-    state = load_checkpoint(resume, case, scheme, op.a.shape) if resume else None
+    w0 = (initial.log_cells - target.log_cells).reshape(op.log_rho_d.shape)
+    state = load_checkpoint(resume, case, scheme, op.log_rho_d.shape) if resume else None
     writer = _CheckpointWriter(checkpoint_path, checkpoint_every, case, scheme) if checkpoint_path else None
     state = crandall_liggett(op, flow, w0, case.dt, case.save_steps, scheme=scheme, rtol=rtol,
                              linear=linear, progress=progress, state=state, checkpoint=writer)

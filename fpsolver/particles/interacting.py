@@ -55,13 +55,14 @@ class InteractingVelocity:
         """(v at the centres (d, *shape), max beta'(u), max |v|), both maxima over ``occupied``."""
         tg = self.target
         r = np.maximum(rho[occupied], RHO_FLOOR)  # a particle's own kernel keeps rho_hat >> 0 here
-        rd = np.maximum(tg.rho_d[occupied], RHO_FLOOR)  # rho_d underflows 40 sigma out
-        g = np.stack([c[occupied] for c in grad], axis=-1)
-        gd = np.stack([c[occupied] for c in tg.grad_log], axis=-1) * rd[:, None]
+        log_r = np.log(r)
+        log_rd = tg.log_rho_d[occupied]          # in log space: rho_d underflows 40 sigma out
+        g = np.stack([c[occupied] for c in grad], axis=-1) / r[:, None]
+        gd = np.stack([c[occupied] for c in tg.grad_log], axis=-1)
         v = np.zeros((self.dim,) + rho.shape)
         with np.errstate(over="ignore", invalid="ignore"):  # not finite -> step limit 0 -> error
-            vo = self.flow.velocity(r, g, rd, gd)
-            dmax = float(np.max(self.flow.dbeta(r / rd))) if r.size else 0.0
+            vo = self.flow.velocity(log_r, g, log_rd, gd)
+            dmax = float(np.exp(np.max(self.flow.log_dbeta(log_r - log_rd)))) if r.size else 0.0
         for a in range(self.dim):
             v[a][occupied] = vo[:, a]
         vmax = float(np.max(np.abs(vo))) if r.size else 0.0

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import InputError
+from ..flows import get_flow
 from ..grid import Grid
 from ..result import Result
 from .interacting import InteractingVelocity, default_bandwidth, default_kde_grid
@@ -37,6 +38,8 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
     least 3 cells per bandwidth).
     """
     _check_options(case, n, seed, bandwidth, integrator, mode, pde, save_positions)
+    target, initial = case.discretised()
+    get_flow(case.flow).check_representable(initial.log_cells, target.log_cells, case.grid.cell_volume)
     n_saved = n if save_positions is None else int(save_positions)
     grid = case.grid
     meta = {"kind": "particles", "backend": "particles", "version": __version__, "mode": mode,
@@ -73,7 +76,6 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
     meta.update(steps=state.steps, steps_at_save=state.steps_per_save, min_step=state.h_min,
                 max_step=state.h_max, wall_time=state.wall_time, particles_inside=state.inside,
                 mean=state.mean, std=state.std)
-    target, _ = case.discretised()
     return Result(t=np.array(state.saved_t), meta=meta, axes=grid.centres,
                   rho_d=np.exp(target.log_cells), positions=np.stack(state.saved_x),
                   extra={"counts": np.stack(state.counts)})

@@ -31,24 +31,35 @@ _SAME = 1e-9      # relative tolerance for "same grid / same target / same initi
 _RESOLVE = 1e-8   # relative tolerance for a re-solve reproducing the given snapshots
 
 
+def _face_shapes(grid) -> list:
+    """Shapes of the interior-face arrays per axis: n - 1 along the axis."""
+    return [tuple(n - (k == a) for k, n in enumerate(grid.shape)) for a in range(grid.dim)]
+
+
 class PDEVelocity:
     """v(t, x) from a density Result saved at every step of its time grid."""
 
     def __init__(self, case, dense: Result, scheme: str):
         target, _ = case.discretised()
         self.grid, self.flow = case.grid, get_flow(case.flow)
-        self.rho_d = np.exp(target.log_cells)
-        self.rho_d_faces = [np.exp(f) for f in target.log_faces]
+        self.log_rho_d = target.log_cells.reshape(case.grid.shape)
+        self.log_rho_d_faces = [f.reshape(s) for f, s in zip(target.log_faces, _face_shapes(case.grid))]
         self.times, self.rho, self.scheme = np.asarray(dense.t), dense.rho, scheme
         self.breakpoints = tuple(self.times[1:])
         self._interval, self._cache = -1, None
 
     def flux(self, rho: np.ndarray) -> list:
-        """J per axis on the interior faces: -rho_d,f (beta(u_j) - beta(u_i)) / h."""
+        """J per axis on the interior faces: -rho_d,f (beta(u_j) - beta(u_i)) / h, in log space
+        (u = rho / rho_d may not be representable; rho underflowing to 0 is floored at 1e-300)."""
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # cleared below
-            beta = self.flow.beta(np.maximum(rho / self.rho_d, 1e-300))
-            return [-rf * np.diff(beta, axis=a) / self.grid.spacing[a]
-                    for a, rf in enumerate(self.rho_d_faces)]
+            sign, lb = self.flow.beta_log(np.log(np.maximum(rho, 1e-300)) - self.log_rho_d)
+            out = []
+            for a, lf in enumerate(self.log_rho_d_faces):
+                n = rho.shape[a]
+                hi, lo = [np.take(x, np.arange(1, n), axis=a) for x in (sign, lb)], \
+                    [np.take(x, np.arange(n - 1), axis=a) for x in (sign, lb)]
+                out.append(-(hi[0] * np.exp(lf + hi[1]) - lo[0] * np.exp(lf + lo[1])) / self.grid.spacing[a])
+            return out
 
     def _face_rho(self, rho):
         return [0.5 * (np.take(rho, np.arange(n - 1), axis=a) + np.take(rho, np.arange(1, n), axis=a))

@@ -23,7 +23,8 @@ from .kernels import interp_cells_numpy
 
 
 class TargetField:
-    """rho_d (``rho_d``) and grad log rho_d (``grad_log``, shape (d, *shape)) on a grid."""
+    """log rho_d (``log_rho_d``), rho_d (``rho_d``, may underflow for a narrow target) and
+    grad log rho_d (``grad_log``, shape (d, *shape)) on a grid."""
 
     def __init__(self, case, grid: Grid | None = None):
         grid = case.grid if grid is None else grid
@@ -40,7 +41,8 @@ class TargetField:
             grad = np.stack([interp_cells_numpy(pts, cell_grad[a], cg.lower, cg.spacing)
                              for a in range(cg.dim)])
         self.grid = grid
-        self.rho_d = np.ascontiguousarray(np.exp(log_rd).reshape(grid.shape))
+        self.log_rho_d = np.ascontiguousarray(log_rd.reshape(grid.shape))
+        self.rho_d = np.exp(self.log_rho_d)
         self.grad_log = np.ascontiguousarray(grad.reshape((grid.dim,) + grid.shape))
 
 

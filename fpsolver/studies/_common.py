@@ -127,7 +127,7 @@ def fv_setup(grid: Grid, target: Density, initial: Density):
     """(op, w0, rho_d): the operator for rho_d, w0 = log(rho_0 / rho_d) and rho_d on the cells."""
     t, i = discretise(target, grid), discretise(initial, grid)
     op = FVOperator.build(grid, t)
-    return op, (i.log_cells - t.log_cells).reshape(op.a.shape), np.exp(t.log_cells)
+    return op, (i.log_cells - t.log_cells).reshape(op.shape), np.exp(t.log_cells)
 
 
 def l1(a: np.ndarray, b: np.ndarray, grid: Grid) -> float:

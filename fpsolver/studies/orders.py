@@ -61,9 +61,9 @@ def manufactured_error(flow_name: str, grid: Grid, target, T: float = 1.0, dt: f
         u = 1.0 + a * c
         gb = flow.dbeta(u)[:, None] * a * grad_c
         lap_b = flow.d2beta(u) * a * a * np.sum(grad_c**2, axis=1) + flow.dbeta(u) * a * lap_c
-        return (rho_d * (a0 * c - np.sum(glog * gb, axis=1) - lap_b)).reshape(op.a.shape)
+        return (rho_d * (a0 * c - np.sum(glog * gb, axis=1) - lap_b)).reshape(op.shape)
 
-    w0 = np.log1p(a0 * c).reshape(op.a.shape)
+    w0 = np.log1p(a0 * c).reshape(op.shape)
     n = int(round(T / dt))
     st = crandall_liggett(op, flow, w0, dt, [n], source=source)
     exact = rho_d * (1.0 + a0 * (1.0 + n * dt) * c)
