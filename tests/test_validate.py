@@ -132,3 +132,17 @@ def test_validation_scripts_exist_for_every_study():
     for name in STUDY_NAMES:
         text = open(os.path.join(here, f"{name}.py"), encoding="utf-8").read()
         assert f'main_single("{name}")' in text
+
+
+def test_generator_norm_of_a_one_cell_bump_is_four_delta_over_h():
+    """beta(u) = u, rho_d = 1 on [0, 1]: A_h rho = -Laplacian_h rho, so a bump delta in one cell gives
+    (2, -1, -1) delta / h^2 there and next door, ||A_h rho||_1 = 4 delta / h; rho_d itself gives 0."""
+    from fpsolver.studies.exponential_formula import generator_l1
+
+    grid = Grid((0.0,), (1.0,), (10,))
+    zeros = np.zeros(10)
+    faces = (np.zeros(9),)
+    rho = np.ones(10)
+    rho[4] += 0.3
+    assert generator_l1(grid, np.log(rho), zeros, faces, lambda u: u) == pytest.approx(4 * 0.3 / 0.1, rel=1e-12)
+    assert generator_l1(grid, zeros, zeros, faces, lambda u: 0.5 * np.log1p(u)) == 0.0
