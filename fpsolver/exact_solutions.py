@@ -130,7 +130,10 @@ def barenblatt(grid: Grid, t: float, *, c: float = 1.0, t_shift: float = 0.0, ma
     X, Y = np.meshgrid(ex, ey, indexing="ij")
     G = np.sign(X) * np.sign(Y) * _disc_quadrant_integral(np.abs(X), np.abs(Y), R2)
     cells = G[1:, 1:] - G[:-1, 1:] - G[1:, :-1] + G[:-1, :-1]
-    return amp * K * cells / grid.cell_volume
+    # cells the disc misses are exactly 0 (the corner sums leave round-off there)
+    near = [np.clip(0.0, e[:-1], e[1:]) for e in (ex, ey)]   # coordinate of the point nearest the centre
+    outside = np.add.outer(near[0] ** 2, near[1] ** 2) >= R2
+    return np.where(outside, 0.0, amp * K * np.maximum(cells, 0.0) / grid.cell_volume)
 
 
 def _disc_quadrant_integral(X, Y, R2):
@@ -143,13 +146,15 @@ def _disc_quadrant_integral(X, Y, R2):
     R = np.sqrt(R2)
     X = np.minimum(X, R)
     Y = np.minimum(Y, R)
-    xY = np.sqrt(np.maximum(R2 - Y * Y, 0.0))
+    xY = np.sqrt((R - Y) * (R + Y))   # R - Y is exact near Y = R: no sqrt(eps) loss
     X1 = np.minimum(X, xY)
     part1 = Y * (R2 * X1 - X1 ** 3 / 3.0) - Y ** 3 * X1 / 3.0
 
     def P(x):
-        return x / 8.0 * (5.0 * R2 - 2.0 * x * x) * np.sqrt(np.maximum(R2 - x * x, 0.0)) \
-            + 3.0 * R2 * R2 / 8.0 * np.arcsin(np.clip(x / R, -1.0, 1.0))
+        # asin(x / R) and sqrt(R^2 - x^2) both lose sqrt(eps) near x = R (P itself does not,
+        # P' = (R^2 - x^2)^{3/2}): use s = sqrt((R - x)(R + x)) and the angle atan2(x, s)
+        sq = np.sqrt((R - x) * (R + x))
+        return x * sq * (5.0 * R2 - 2.0 * x * x) / 8.0 + 3.0 * R2 * R2 / 8.0 * np.arctan2(x, sq)
 
     part2 = np.where(X > xY, (2.0 / 3.0) * (P(X) - P(X1)), 0.0)
     return part1 + part2
