@@ -98,7 +98,7 @@ def barenblatt(grid: Grid, t: float, *, c: float = 1.0, t_shift: float = 0.0, ma
 
     The support is the ball of radius R(tau) = sqrt(C / k) tau^beta
     (:func:`barenblatt_support_radius`). rho is Lipschitz, not C^1, at the front |x| = R:
-    rho ~ (2 C / R) tau^{-alpha} (R - |x|) there (the pressure of m = 2 is rho itself).
+    rho ~ (2 C / R) tau^{-alpha} (R - |x|) there (for m = 2 the pressure, 2 rho, is rho up to a factor).
 
     The profile solves the problem on a box with no-flux walls only while the ball stays inside
     the box; the caller checks that. ``t + t_shift`` must be > 0 (at tau = 0 it is a Dirac mass).
