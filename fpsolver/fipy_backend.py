@@ -11,9 +11,10 @@ for the unknown u, in the form d_t (rho_d u) = div( rho_d beta'(u) grad u ):
 on a ``Grid1D`` / ``Grid2D`` with FiPy's default no-flux walls. Everything discrete is FiPy's
 own: rho_d is a CellVariable of cell values, its face values and those of u are FiPy's
 arithmetic face interpolation (``.faceValue``), the face gradient of u is the one
-DiffusionTerm builds from the two cell values, and the only thing taken from the rest of
-fpsolver is the pointwise function beta' of the flow (:mod:`fpsolver.flows`), evaluated on
-FiPy's face values of u. No array of :mod:`fpsolver.fv` is used.
+DiffusionTerm builds from the two cell values, and beta' is written out here from the preset
+table of MATH.md section 2 (:data:`DBETA`), evaluated pointwise on FiPy's face values of u.
+Nothing of :mod:`fpsolver.fv` or :mod:`fpsolver.flows` is used; from the rest of fpsolver it
+takes only the case (grid, rho_d and rho_0 as cell values from ``case.discretised()``).
 
 Why this form, and why it is consistent and second order:
 
@@ -67,13 +68,21 @@ import numpy as np
 
 from . import __version__
 from .errors import InputError, SolverError
-from .flows import get_flow
 from .result import Result
 
 SWEEP_TOL = 1e-10    # relative mass residual of the accepted iterate (as fpsolver.fv's rtol)
 MAX_SWEEPS = 60
 LINEAR_TOL = 1e-14   # LU refinement target, 'RHS' criterion: far below SWEEP_TOL
 MAX_EXTRAPOLATION = 2.0  # cap on |log(u^n / u^{n-1})| in the starting guess
+
+# beta'(u) of the presets, MATH.md section 2 (beta: log(1+u)/2, log u, u, u^2, u - log(1+u))
+DBETA: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "js": lambda u: 0.5 / (1.0 + u),
+    "reverse-kl": lambda u: 1.0 / u,
+    "kl": lambda u: np.ones_like(u),
+    "chi2": lambda u: 2.0 * u,
+    "non-saturating": lambda u: u / (1.0 + u),
+}
 
 
 def _fipy():
@@ -197,7 +206,9 @@ def solve_case_fipy(case, *, scheme: Optional[str] = None, progress: Optional[Ca
         raise InputError(f"fipy backend: unknown scheme {scheme!r} (backward-euler or bdf2)")
     if not (0 < sweep_tol < 1) or int(max_sweeps) < 1:
         raise InputError("fipy backend: need 0 < sweep_tol < 1 and max_sweeps >= 1")
-    dbeta = get_flow(case.flow).dbeta
+    if case.flow not in DBETA:
+        raise InputError(f"fipy backend: no beta' for flow {case.flow!r} (one of {', '.join(DBETA)})")
+    dbeta = DBETA[case.flow]
     target, initial = case.discretised()
     m = _build(case.grid, target.cells, initial.cells)
     rho_d = np.asarray(m.rho_d.value, dtype=float)

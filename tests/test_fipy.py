@@ -46,7 +46,18 @@ def test_fipy_backend_takes_nothing_from_fv():
     imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
     assert not any(m and (m == "fv" or m.startswith("fv.") or "fpsolver.fv" in m) for m in imported), imported
     assert imported <= {"__future__", "time", "warnings", "dataclasses", "typing", "numpy", None,
-                        "errors", "flows", "result", "fipy"}, imported
+                        "errors", "result", "fipy"}, imported
+
+
+def test_dbeta_is_the_derivative_of_the_presets_beta():
+    """beta of MATH.md section 2, differentiated by central differences (error ~ 1e-9 here)."""
+    beta = {"js": lambda u: 0.5 * np.log1p(u), "reverse-kl": np.log, "kl": lambda u: u,
+            "chi2": lambda u: u * u, "non-saturating": lambda u: u - np.log1p(u)}
+    assert set(fipy_backend.DBETA) == set(beta)
+    u, d = np.geomspace(1e-2, 1e2, 41), 1e-6
+    for name, b in beta.items():
+        fd = (b(u * (1 + d)) - b(u * (1 - d))) / (2 * d * u)
+        np.testing.assert_allclose(fipy_backend.DBETA[name](u), fd, rtol=1e-7, err_msg=name)
 
 
 @pytest.mark.parametrize("key", ["kl-wall", "kl-ou"])
@@ -197,6 +208,8 @@ def test_bad_input_is_one_clear_error():
         solve_case_fipy(case, scheme="rk4")
     with pytest.raises(InputError, match="sweep_tol"):
         solve_case_fipy(case, sweep_tol=0.0)
+    with pytest.raises(InputError, match="no beta'"):
+        solve_case_fipy(dataclasses.replace(case, flow="mmd"))
     far = Case.from_dict({
         "domain": {"lower": [-60.0], "upper": [60.0], "cells": [100]},
         "target": {"kind": "gaussian", "mean": [0.0], "std": [1.0]},
