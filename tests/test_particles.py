@@ -365,6 +365,28 @@ def test_default_bandwidth_rule(bimodal):
     assert default_kde_grid(bimodal.grid, 0.5).shape == (400,)    # never coarser than the case
 
 
+def test_velocity_bandwidth_for_a_gaussian_is_the_normal_reference_rule():
+    """N(0, s^2): int |rho'''|^2 = 15 / (16 sqrt(pi) s^7), so b^7 = 3 R(phi') / (N R3) with R(phi') = 1/(4 sqrt(pi))
+    gives b = (4/5)^(1/7) s N^(-1/7); in 2D, N(0, I): b = (4/6)^(1/8) N^(-1/8) (the same AMISE rule)."""
+    from fpsolver.particles.estimate import gradient_roughness, velocity_bandwidth
+
+    grid = Grid((-8.0,), (8.0,), (800,))
+    s = 0.5
+    x = grid.centres[0]
+    rho = np.exp(-0.5 * (x / s) ** 2) / (np.sqrt(2 * np.pi) * s)
+    assert gradient_roughness(rho, grid) == pytest.approx(15 / (16 * np.sqrt(np.pi) * s**7), rel=1e-6)
+    for n in (10**3, 10**6):
+        assert velocity_bandwidth(grid, [rho], n) == pytest.approx(0.8 ** (1 / 7) * s * n ** (-1 / 7), rel=1e-6)
+    # the sharper density sets the bandwidth
+    wide = np.exp(-0.5 * (x / 1.5) ** 2)
+    assert velocity_bandwidth(grid, [wide, rho], 10**5) == velocity_bandwidth(grid, [rho], 10**5)
+    g2 = Grid((-6.0, -6.0), (6.0, 6.0), (128, 128))
+    r2 = np.exp(-0.5 * np.sum(g2.points() ** 2, axis=1)).reshape(g2.shape)
+    assert velocity_bandwidth(g2, [r2], 10**5) == pytest.approx((4 / 6) ** (1 / 8) * 10 ** (-5 / 8), rel=1e-4)
+    with pytest.raises(ValueError, match="n = 0"):
+        velocity_bandwidth(grid, [rho], 0)
+
+
 def test_no_grid_scale_clustering_when_the_bandwidth_is_near_the_cell_size():
     """kl example: b = 0.045 is 1.1 case cells; on the case grid the histogram turned odd-even
     (L1 0.6 at t = 1), so the KDE grid is refined to 3 cells per bandwidth."""
