@@ -13,8 +13,8 @@ step, the L1 difference of the two answers, and each answer's L1 error against a
 * kl, Ornstein-Uhlenbeck (BDF2, dt = 2.5/n, to T = 0.5; the "fipy" study's problem): the exact
   Gaussian, so neither solver is the reference.
 
-    python benchmarks/bench_fipy.py            # 1D 400 cells, 2D 128x128 (about 1 minute)
-    python benchmarks/bench_fipy.py --quick    # fewer steps and repeats (about 15 s)
+    python benchmarks/bench_fipy.py            # 1D 400 cells, 2D 128x128 (about 20 s)
+    python benchmarks/bench_fipy.py --quick    # fewer steps and repeats (about 10 s)
 """
 from __future__ import annotations
 
