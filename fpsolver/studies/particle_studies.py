@@ -7,8 +7,10 @@ The Monte-Carlo floor at N is the 95th percentile over seeds of W1 between N exa
 rho(T) and rho(T): what a perfect particle method would still show.
 
 5. Superposition: particles moved by the PDE's own velocity field; their law is rho_t, so the
-   distances are pure Monte-Carlo noise: W1 and histogram L1 ~ N^{-1/2}, and W1 reaches the
-   floor (within the contract of 3 times the floor at every N).
+   distances are pure Monte-Carlo noise: W1 and histogram L1 ~ N^{-1/2}, and the mean W1 over
+   the 4 seeds must stay below SUPERPOSITION_FACTOR times the floor at every N. For exact samples
+   (CV of W1 about 0.5, so 0.25 for a mean of 4) that fails only in a 3-sigma event even when the
+   20-seed floor lands as low as the 80th percentile, 1.42 times the mean (1.25 x 1.42 = 1.78).
 6. Interacting: the velocity from a KDE of the particles themselves. Its noisy part is
    grad rho_hat: bias O(b^2), noise O((N b^(d+2))^(-1/2)) (MATH.md section 5); these balance at
    b ~ N^(-1/(d+6)), where the error is O(N^(-2/(d+6))). The bandwidth is the AMISE-optimal one for
@@ -38,6 +40,7 @@ from . import _common as C
 
 SLOPE_TOL = 0.1
 FLOOR_SEEDS = 20
+SUPERPOSITION_FACTOR = 1.25
 GRAD_SEEDS = 100
 W1_SEEDS = 3
 # slope of the RMS gradient error: the next bias term changes it by O(b^2/sigma^2) < 0.03 here, and
@@ -96,7 +99,8 @@ def study_superposition(quick: bool, out_dir: str) -> dict:
         a, b = _exact_sample_levels(grid, rho, int(n), seeds)
         mc_w1.append(a)
         mc_l1.append(b)
-        checks.append(C.check(f"W1 / Monte-Carlo floor, N = {n:,}", w1[-1] / floor[-1], 3.0, rule="le"))
+        checks.append(C.check(f"mean W1 / Monte-Carlo floor, N = {n:,}", w1[-1] / floor[-1], SUPERPOSITION_FACTOR,
+                              rule="le"))
         rows.append([f"{n:,}", C.fmt(w1[-1]), C.fmt(mc_w1[-1]), C.fmt(floor[-1]), C.fmt(w1[-1] / floor[-1]),
                      C.fmt(l1[-1]), C.fmt(mc_l1[-1])])
     p_w1, p_l1 = C.fit_slope(ns, w1), C.fit_slope(ns, l1)
