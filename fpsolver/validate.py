@@ -33,6 +33,7 @@ STUDIES = [
     ("interacting", "particle_studies", "study_interacting"),
     ("long_time", "long_time", "study_long_time"),
     ("exact_ou", "exact", "study_exact_ou"),
+    ("external_exact", "external", "study_external_exact"),
     ("gan_euler", "gan_step", "study_gan_euler"),
     ("fipy", "fipy_check", "study_fipy"),
 ]

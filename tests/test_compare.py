@@ -98,7 +98,8 @@ def test_cli_table_json_and_plot(files, capsys):
     table = np.array([[float(v) for v in line.split()] for line in out.splitlines()[-3:]])
     assert out.splitlines()[-4].split() == ["t", "L1", "W1", "KS"]
     ref = compare(files["pde"], files["part"])
-    assert np.allclose(table, [[r["t"], r["l1"], r["w1"], r["ks"]] for r in ref], rtol=2e-3, atol=0)
+    # the table prints %.3e (4 significant digits): rounding moves a value by at most 5e-4 of itself
+    assert np.allclose(table, [[r["t"], r["l1"], r["w1"], r["ks"]] for r in ref], rtol=5e-4, atol=0)
 
     code, out, _ = _run(capsys, files["pde_path"], files["part_path"], "--json", "--floor", "3")
     data = json.loads(out)

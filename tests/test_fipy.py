@@ -1,115 +1,131 @@
-"""The FiPy formulation against our finite-volume solver (fpsolver.fipy_backend).
+"""The FiPy formulation (fpsolver.fipy_backend) and our solver, each against exact solutions.
 
-Cross-check: the two are different O(h^2) discretisations (FiPy: exponential convection,
-beta' at the arithmetic face value of u; ours: beta(u_j) - beta(u_i) across the face), so
-their difference must be below the discretisation error, measured against our solver on a
-grid 4x finer per axis (fine cells averaged onto the coarse ones).
-For the linear kl flow the two discretisations coincide exactly, so there the difference is
-bounded by the solvers' residuals alone.
+FiPy is written as a FiPy user would write the PDE (its own face values and terms, nothing
+from fpsolver.fv), so the two solvers are independent discretisations. Each is measured on its
+own against the exact solutions of fpsolver.exact_solutions (the problems of the "fipy"
+validation study), and their difference must shrink at order 2 on a smooth case.
 """
 from __future__ import annotations
 
+import ast
+import dataclasses
 import functools
+import inspect
 
 import numpy as np
 import pytest
 
+import fpsolver.fipy_backend as fipy_backend
 from fpsolver.case import Case
 from fpsolver.cli import main
+from fpsolver.densities import GridDensity, Uniform
 from fpsolver.errors import InputError, SolverError
+from fpsolver.exact_solutions import barenblatt, barenblatt_time_of_radius
 from fpsolver.fipy_backend import SWEEP_TOL, solve_case_fipy
 from fpsolver.fv import solve_case
+from fpsolver.grid import Grid
 from fpsolver.result import Result
+from fpsolver.studies import _common as C
+from fpsolver.studies.fipy_check import (BARENBLATT_FLOOR, BARENBLATT_MIN_ORDER, ORDER_TOL, PROBLEMS,
+                                         difference_case, errors_against_exact, exact_case, fit_power)
 
 EPS = np.finfo(float).eps
-RTOL_FV = 1e-12
-
-
-def _case(dim: int, flow: str) -> Case:
-    if dim == 1:
-        return Case.from_dict({
-            "domain": {"lower": [-4.0], "upper": [4.0], "cells": [400]},
-            "target": {"kind": "gaussian_mixture", "components": [
-                {"weight": 0.5, "mean": [-1.5], "std": [0.5]}, {"weight": 0.5, "mean": [1.5], "std": [0.5]}]},
-            "initial": {"kind": "gaussian", "mean": [0.5], "std": [1.0]},
-            "flow": {"kind": flow}, "time": {"dt": 0.01, "save_times": [0.02, 0.05]}})
-    return Case.from_dict({
-        "domain": {"lower": [-4.0, -4.0], "upper": [4.0, 4.0], "cells": [64, 64]},
-        "target": {"kind": "gaussian_mixture", "components": [
-            {"weight": 0.5, "mean": [-1.5, 0.0], "std": [0.5, 0.5]},
-            {"weight": 0.5, "mean": [1.5, 0.5], "cov": [[0.3, 0.1], [0.1, 0.4]]}]},
-        "initial": {"kind": "gaussian", "mean": [0.0, -0.5], "std": [1.0, 1.0]},
-        "flow": {"kind": flow}, "time": {"dt": 0.02, "save_times": [0.02, 0.06]}})
-
-
-def _restrict(fine: np.ndarray, shape: tuple) -> np.ndarray:
-    """Average each block of 4 (4x4 in 2D) fine cells onto its coarse cell."""
-    if len(shape) == 1:
-        return fine.reshape(shape[0], 4).mean(axis=1)
-    return fine.reshape(shape[0], 4, shape[1], 4).mean(axis=(1, 3))
+SOLVERS = {"fv": solve_case, "FiPy": solve_case_fipy}
+PROBLEM = {p.key: p for p in PROBLEMS}
 
 
 @functools.lru_cache(maxsize=None)
-def _runs(dim: int, flow: str) -> dict:
-    case = _case(dim, flow)
-    fine = [4 * n for n in case.grid.cells]
-    return {"case": case, "fipy": solve_case_fipy(case), "ours": solve_case(case),
-            "ref": solve_case(case.with_overrides(cells=fine, dt=case.dt / 4)),
-            "ref_space": solve_case(case.with_overrides(cells=fine))}
+def _errors(key: str) -> dict:
+    problem = PROBLEM[key]
+    return errors_against_exact(problem, problem.quick_cells, SOLVERS)
 
 
-def _l1(a, b, case) -> float:
-    return float(np.sum(np.abs(a - b)) * case.grid.cell_volume)
+def test_fipy_backend_takes_nothing_from_fv():
+    tree = ast.parse(inspect.getsource(fipy_backend))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    assert not any(m and (m == "fv" or m.startswith("fv.") or "fpsolver.fv" in m) for m in imported), imported
+    assert imported <= {"__future__", "time", "warnings", "dataclasses", "typing", "numpy", None,
+                        "errors", "result", "fipy"}, imported
 
 
-@pytest.mark.parametrize("dim,flow", [(1, "js"), (1, "reverse-kl"), (2, "js"), (2, "reverse-kl")])
-def test_fipy_agrees_with_ours_within_discretisation_error(dim, flow):
-    r = _runs(dim, flow)
-    case, fp, ours = r["case"], r["fipy"], r["ours"]
-    np.testing.assert_allclose(fp.t, ours.t, rtol=0, atol=1e-12)
-    assert fp.rho.shape == ours.rho.shape
-    for k in range(1, len(fp.t)):
-        diff = _l1(fp.rho[k], ours.rho[k], case)
-        # error in space and time (4x finer grid, dt/4): the difference is below either's
-        ref = _restrict(r["ref"].rho[k], case.grid.shape)
-        err_ours, err_fipy = _l1(ours.rho[k], ref, case), _l1(fp.rho[k], ref, case)
-        assert diff <= min(err_ours, err_fipy), (fp.t[k], diff, err_ours, err_fipy)
-        # spatial error alone (same dt): the difference is no larger than the larger of the two
-        ref_s = _restrict(r["ref_space"].rho[k], case.grid.shape)
-        sp_ours, sp_fipy = _l1(ours.rho[k], ref_s, case), _l1(fp.rho[k], ref_s, case)
-        assert diff <= max(sp_ours, sp_fipy), (fp.t[k], diff, sp_ours, sp_fipy)
-        assert diff > 0  # the discretisations differ (beta' at the face vs the secant)
+def test_dbeta_is_the_derivative_of_the_presets_beta():
+    """beta of MATH.md section 2, differentiated by central differences (error ~ 1e-9 here)."""
+    beta = {"js": lambda u: 0.5 * np.log1p(u), "reverse-kl": np.log, "kl": lambda u: u,
+            "chi2": lambda u: u * u, "non-saturating": lambda u: u - np.log1p(u)}
+    assert set(fipy_backend.DBETA) == set(beta)
+    u, d = np.geomspace(1e-2, 1e2, 41), 1e-6
+    for name, b in beta.items():
+        fd = (b(u * (1 + d)) - b(u * (1 - d))) / (2 * d * u)
+        np.testing.assert_allclose(fipy_backend.DBETA[name](u), fd, rtol=1e-7, err_msg=name)
 
 
-@pytest.mark.parametrize("scheme", ["backward-euler", "bdf2"])
-def test_kl_discretisations_coincide_on_a_non_square_grid(scheme):
-    """kl (beta' = 1): FiPy's exponential flux is our two-point flux exactly, so the answers
-    differ only by the step residuals R_n; with the L1-contractive resolvent the error obeys
-    e_{n+1} <= e_n + R_n (backward Euler) or e_{n+1} <= (4 e_n + e_{n-1})/3 + R_n (BDF2).
-    A transposed [ix, iy] <-> FiPy cell ordering would give an O(1) difference."""
-    case = Case.from_dict({
-        "domain": {"lower": [-3.0, -2.0], "upper": [3.0, 2.5], "cells": [30, 18]},
-        "target": {"kind": "gaussian", "mean": [0.3, 0.2], "cov": [[0.8, 0.3], [0.3, 0.6]]},
-        "initial": {"kind": "gaussian", "mean": [-0.5, -0.4], "std": [0.7, 0.5]},
-        "flow": {"kind": "kl"}, "time": {"dt": 0.05, "save_times": [0.1, 0.25], "scheme": scheme}})
-    fp = solve_case_fipy(case, sweep_tol=1e-12)
-    ours = solve_case(case, rtol=RTOL_FV)
-    mass_b = 5.0 / 3.0 if scheme == "bdf2" else 1.0  # bound on sum |K| |b| of the resolvent
-    res = [mass_b * (rf + RTOL_FV) for rf in fp.meta["final_residuals"]]
-    bound = [0.0]
-    for n, rn in enumerate(res):
-        prev2 = bound[-2] if len(bound) > 1 else 0.0
-        step = bound[-1] if (scheme == "backward-euler" or n == 0) else (4 * bound[-1] + prev2) / 3
-        bound.append(step + rn)
-    for k, t in enumerate(fp.t):
-        n = int(round(t / case.dt))
-        assert _l1(fp.rho[k], ours.rho[k], case) <= bound[n] + 64 * EPS, (t, bound[n])
-    assert np.max(np.abs(fp.rho[-1] - ours.rho[-1])) < 1e-9 * np.max(ours.rho[-1])
+@pytest.mark.parametrize("key", ["kl-wall", "kl-ou"])
+@pytest.mark.parametrize("solver", ["fv", "FiPy"])
+def test_each_solver_converges_at_order_2_against_the_exact_solution(key, solver):
+    """kl with rho_d ~ e^{gx} on [0, 1] (both walls matter) and the Ornstein-Uhlenbeck
+    Gaussian; BDF2 with dt ~ h, so the time error is O(h^2) too."""
+    e = _errors(key)
+    p, _ = fit_power(e["h"], e[solver])
+    assert abs(p - 2.0) <= ORDER_TOL, (key, solver, e[solver], p)
+    assert np.all(np.diff(e[solver]) < 0)
+    assert sum(e["rejected"]) == 0
+
+
+@pytest.mark.parametrize("solver", ["fv", "FiPy"])
+def test_barenblatt_each_solver_above_the_theory_bound(solver):
+    """chi2 with a uniform target: the porous-medium Barenblatt profile (a kink at the front)."""
+    e = _errors("barenblatt-1d")
+    p, c = fit_power(e["h"], e[solver])
+    assert p >= BARENBLATT_MIN_ORDER, (solver, e[solver], p)
+    assert e[solver][-1] < 1e-3  # L1 at 100 cells, unit mass
+
+
+def test_barenblatt_on_a_non_square_grid_the_two_schemes_coincide():
+    """For chi2 and a uniform rho_d, beta(u_j) - beta(u_i) = 2 u_f (u_j - u_i) with u_f FiPy's
+    arithmetic face value: the two schemes are the same algebraic system and differ by solver
+    tolerances only. An off-centre profile on a non-square grid with unequal spacings makes any
+    [ix, iy] <-> FiPy cell-order mistake an O(1) difference, and both stay near the exact profile."""
+    grid = Grid((-1.0, -0.8), (1.0, 1.0), (24, 18))
+    c = 1.0 / 3.6
+    t_shift = barenblatt_time_of_radius(0.35, c=c, dim=2)
+    centre = (0.15, -0.05)
+    rho0 = barenblatt(grid, 0.0, c=c, t_shift=t_shift, centre=centre) + BARENBLATT_FLOOR
+    T = 0.5 * t_shift
+    case = exact_case(grid, Uniform(2), GridDensity(rho0), "chi2", T / 4, T, "backward-euler", "test")
+    fp, ours = solve_case_fipy(case, sweep_tol=1e-12), solve_case(case, rtol=1e-13)
+    exact = barenblatt(grid, T, c=c, t_shift=t_shift, centre=centre)
+    assert C.l1(fp.rho[-1], ours.rho[-1], grid) < 1e-9
+    assert C.l1(fp.rho[-1], exact, grid) < 0.1
+    assert C.l1(fp.rho[-1], exact, grid) < 0.2 * C.l1(rho0, exact, grid)
+    np.testing.assert_allclose(fp.rho_d, ours.rho_d, rtol=1e-14)
+
+
+@pytest.mark.parametrize("dim,flow,cells,T", [(1, "js", (50, 100, 200), 0.5), (1, "reverse-kl", (50, 100, 200), 0.5),
+                                              (2, "js", (32, 64), 0.1)])
+def test_difference_of_the_two_solvers_shrinks_at_order_2(dim, flow, cells, T):
+    """Two different second-order discretisations of a smooth problem (same dt, backward Euler):
+    their difference is O(h^2) and does not vanish."""
+    h, diff = [], []
+    for n in cells:
+        case = difference_case(dim, n, flow).with_overrides(save_times=[T])
+        fp, ours = solve_case_fipy(case), solve_case(case)
+        np.testing.assert_allclose(fp.t, ours.t, rtol=0, atol=1e-12)
+        h.append(case.grid.spacing[0])
+        diff.append(C.l1(fp.rho[-1], ours.rho[-1], case.grid))
+    p, _ = fit_power(h, diff)
+    assert abs(p - 2.0) <= ORDER_TOL, (dim, flow, diff, p)
+    assert diff[-1] > 1e3 * SWEEP_TOL
+
+
+@functools.lru_cache(maxsize=None)
+def _js_run() -> tuple:
+    case = difference_case(1, 100).with_overrides(save_times=[0.05, 0.2])
+    return case, solve_case_fipy(case)
 
 
 def test_meta_mass_and_residuals():
-    r = _runs(1, "js")
-    fp, case = r["fipy"], r["case"]
+    case, fp = _js_run()
     meta = fp.meta
     steps = case.save_steps[-1]
     assert meta["backend"] == "fipy" and meta["kind"] == "density"
@@ -117,26 +133,45 @@ def test_meta_mass_and_residuals():
     assert meta["grid"] == case.grid.to_dict() and meta["case"] == case.raw
     assert meta["fipy_version"].split(".")[0].isdigit()
     assert meta["linear_solver"] == "scipy LinearLUSolver" and meta["linear_tolerance"] < SWEEP_TOL
-    assert meta["convection_scheme"] == "exponential" and meta["sweep_tol"] == SWEEP_TOL
+    assert meta["sweep_tol"] == SWEEP_TOL and "DiffusionTerm" in meta["formulation"]
     assert len(meta["sweeps"]) == steps and all(s >= 1 for s in meta["sweeps"])
     assert len(meta["final_residuals"]) == steps and max(meta["final_residuals"]) <= SWEEP_TOL
-    assert len(meta["mass"]) == len(meta["energy"]) == steps + 1
-    assert meta["energy"][-1] < meta["energy"][0]
+    assert len(meta["mass"]) == steps + 1
     assert meta["min_rho"] > 0 and meta["wall_time"] > 0
     np.testing.assert_allclose(fp.rho_d, np.exp(case.discretised()[0].log_cells), rtol=1e-15)
     np.testing.assert_allclose(fp.axes[0], case.grid.centres[0], rtol=0, atol=1e-14)
     assert abs(meta["mass"][0] - 1.0) < 1e-12
+    assert list(fp.t) == [0.0, 0.05, 0.2]
 
 
-@pytest.mark.parametrize("dim,flow", [(1, "js"), (1, "reverse-kl"), (2, "js"), (2, "reverse-kl")])
-def test_mass_conserved_to_the_sweep_residual(dim, flow):
+def test_mass_conserved_to_the_sweep_residual():
     """sum_i R_i = mass(rho^{n+1}) - mass(rho^n): each step's mass change is bounded by its
     residual, plus the round-off of two sums of N positive terms."""
-    meta = _runs(dim, flow)["fipy"].meta
+    meta = _js_run()[1].meta
     m = np.array(meta["mass"])
     floor = 2 * np.prod(meta["grid"]["cells"]) * EPS
     assert np.all(np.abs(np.diff(m)) <= (np.array(meta["final_residuals"]) + floor) * m[0])
     assert meta["mass_error"] <= 1e-12
+
+
+def test_target_is_an_exact_steady_state():
+    case = difference_case(1, 60).with_overrides(save_times=[0.1])
+    case = Case.from_dict({**case.raw, "initial": case.raw["target"]})
+    fp = solve_case_fipy(case)
+    np.testing.assert_allclose(fp.rho[-1], fp.rho_d, rtol=1e-13)
+
+
+def test_bdf2_is_second_order_in_time():
+    """Same grid, dt and dt/2 against dt/8: BE error ratio ~2, BDF2 ~4 (kl, wall problem)."""
+    case, _ = PROBLEM["kl-wall"].build(40)
+    errs = {}
+    for scheme in ("backward-euler", "bdf2"):
+        runs = [solve_case_fipy(dataclasses.replace(case, dt=dt), scheme=scheme).rho[-1]
+                for dt in (0.01, 0.005, 0.00125)]
+        errs[scheme] = [C.l1(r, runs[-1], case.grid) for r in runs[:2]]
+    ratio_be = errs["backward-euler"][0] / errs["backward-euler"][1]
+    ratio_bdf2 = errs["bdf2"][0] / errs["bdf2"][1]
+    assert 1.7 < ratio_be < 2.6 and 3.3 < ratio_bdf2 < 5.0, (ratio_be, ratio_bdf2)
 
 
 def test_cli_solve_with_fipy_backend(tmp_path):
@@ -155,18 +190,26 @@ def test_cli_solve_with_fipy_backend(tmp_path):
     direct = solve_case_fipy(Case.from_toml(case))
     np.testing.assert_array_equal(res.rho, direct.rho)
     assert direct.meta["sweeps"] == res.meta["sweeps"]
+    assert main(["solve", str(case), "--backend", "fipy", "--scheme", "bdf2", "--cells", "40",
+                 "--out", str(out), "--quiet"]) == 0
+    res = Result.load(out, expect="density")
+    assert res.meta["scheme"] == "bdf2" and res.rho.shape == (3, 40)
 
 
 def test_unconverged_sweeps_raise_not_nan():
-    case = _case(1, "reverse-kl").with_overrides(cells=[60], save_times=[0.01])
+    case = difference_case(1, 60, "reverse-kl").with_overrides(save_times=[0.05])
     with pytest.raises(SolverError, match="did not converge"):
         solve_case_fipy(case, max_sweeps=2)
 
 
 def test_bad_input_is_one_clear_error():
-    case = _case(1, "js").with_overrides(cells=[60], save_times=[0.01])
+    case = difference_case(1, 60).with_overrides(save_times=[0.05])
     with pytest.raises(InputError, match="scheme"):
         solve_case_fipy(case, scheme="rk4")
+    with pytest.raises(InputError, match="sweep_tol"):
+        solve_case_fipy(case, sweep_tol=0.0)
+    with pytest.raises(InputError, match="no beta'"):
+        solve_case_fipy(dataclasses.replace(case, flow="mmd"))
     far = Case.from_dict({
         "domain": {"lower": [-60.0], "upper": [60.0], "cells": [100]},
         "target": {"kind": "gaussian", "mean": [0.0], "std": [1.0]},

@@ -22,21 +22,11 @@ import numpy as np
 from matplotlib.gridspec import GridSpec
 
 from ..case import Case
+from ..exact_solutions import ou_density  # lives in fpsolver.exact_solutions; still importable here
 from ..fv import solve_case
-from ..grid import Grid
 from . import _common as C
 
 ORDER_TOL = 0.15
-
-
-def ou_density(grid: Grid, t: float, m, sigma, mu0, s0) -> np.ndarray:
-    """The exact solution at time t on the cell centres (product of 1D Gaussians)."""
-    out = np.ones(grid.shape)
-    for k, x in enumerate(np.meshgrid(*grid.centres, indexing="ij")):
-        mu = m[k] + (mu0[k] - m[k]) * np.exp(-t / sigma[k] ** 2)
-        var = sigma[k] ** 2 + (s0[k] ** 2 - sigma[k] ** 2) * np.exp(-2 * t / sigma[k] ** 2)
-        out *= np.exp(-0.5 * (x - mu) ** 2 / var) / np.sqrt(2 * np.pi * var)
-    return out
 
 
 def _setups(quick: bool):
