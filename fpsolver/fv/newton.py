@@ -4,18 +4,20 @@ Solves  rho - h div(rho_d grad beta(rho/rho_d)) = b  (MATH.md section 3) for rho
 for any density ratio: every quantity is a row-scaled ratio evaluated in log space
 (:mod:`fpsolver.fv.operators`). The Newton system J_w dw = -R is scaled on both sides,
 
-    (S^{-1} J_w E) y = -S^{-1} R,   dw = E y,   E = S / J   (diagonal),
+    (S^{-1} J_w E) y = -S^{-1} R,   dw = E y,   E = diag(c / p),   S = diag(J_ii) E,
 
-with J_ii the Jacobian's diagonal and S_i >= J_ii the largest term of row i. The matrix is
-I - C with unit diagonal, similar to the Jacobi-scaled SPD s-form Jacobian, and y = O(1)
-even where dw is e^{1700} (an empty cell that its neighbours fill within the step: the
-Newton change of u is then finite, that of w = log u is not). It is solved directly
+with p = u beta'(u), so that c y is the Newton change of s = beta(u), and c the smaller of two
+scales of that change: the one a change of rho by the mean density causes (M beta'(u) / rho_d),
+and max(1, |s|). The matrix is I - C with unit diagonal, similar to the Jacobi-scaled SPD
+s-form Jacobian, and y = O(1) in both far regimes: where a cell e^1700 too empty is filled
+within the step (dw ~ e^1700, but the change of u or rho is finite) and where a cell
+e^1700 too full is drained (the change of rho is finite, that of u is not). It is solved directly
 (tridiagonal) in 1D, by BiCGStab (matrix-free, Numba) in 2D, or, as the plain reference, by
 scipy's ``spsolve`` on the assembled matrix with numpy residuals. A backtracking line search
 on ||R / S||_2 (S frozen at the current iterate, so the Newton direction is a descent
-direction) damps far tails. Increases of w are taken in u, w <- w + log(1 + alpha dw),
-evaluated as a softplus of log dw (Newton in u, so an almost empty cell fills up in one
-step); decreases in w, clipped per cell to MAX_DW (so rho > 0).
+direction) damps far tails. The update of w is taken in s = beta(u) for decreases and in the
+larger of s and u for increases (:func:`_update`), so that every preset fills an almost empty
+cell in one step, and rho > 0 always.
 
 Convergence: the mass residual sum_i |R_i| must fall below ``rtol`` times the mass of b, or
 to the round-off floor eps/2 sum_i scale_i (scale_i the sum of magnitudes of the terms of
@@ -30,7 +32,7 @@ from typing import Union
 import numpy as np
 
 from ..flows import Flow
-from .operators import (FVOperator, bicgstab_kernel, coupling, residual_kernel, residual_numpy,
+from .operators import (FVOperator, bicgstab_kernel, coupling, fast_factors, residual_kernel, residual_numpy,
                         row_log_scale, term_log_scale, tridiagonal_kernel)
 
 EPS = np.finfo(float).eps
@@ -109,8 +111,11 @@ class _System:
             r = np.empty_like(w)
             # C-contiguous float arrays only: one compiled specialisation, so bitwise-reproducible sums
             c = np.ascontiguousarray
-            mres, scale = residual_kernel(op.log_rho_d, c(w), c(sb, dtype=float), c(lb), c(lj), c(rhs.mant),
-                                          c(rhs.log), op.lfx, op.lfy, op.tx, op.ty, op.volume, self.h, r)
+            sb, lb = c(sb, dtype=float), c(lb)
+            beta, inv_s, ok = fast_factors(w, sb, lb, lj)
+            mres, scale = residual_kernel(op.log_rho_d, c(w), sb, lb, beta, c(lj), inv_s, ok, c(rhs.mant),
+                                          c(rhs.log), op.lfx, op.efx, op.okx, op.lfy, op.efy, op.oky,
+                                          op.tx, op.ty, op.volume, self.h, r)
         return r, mres, scale, float(np.sqrt(np.sum(r * r)))
 
 
@@ -136,23 +141,29 @@ def _solve(cs, r, linear, eta, stats):
     return z
 
 
-def _s_update(flow: Flow, sb, lb, y, log_c, log_alpha, w):
-    """w with beta(e^w) = beta(e^w_old) + alpha c y (Newton in s = beta(u)), in log form.
+def _update(flow: Flow, sb, lb, y, log_c, log_e, log_alpha, w):
+    """The Newton update of w for the step alpha y (ds = c y in s = beta(u), dw = e y in w).
 
-    A decrease that leaves the range of beta (s <= 0 where beta > 0), or lowers w by more than
-    MAX_DW, is clipped to w - MAX_DW: a tail cell cannot stall the bulk, and rho stays > 0.
+    Decreases are taken in s: beta(e^w_new) = beta(e^w) + alpha ds, clipped to w - MAX_DW where
+    that leaves the range of beta (s <= 0 where beta > 0) or lowers w by more: a tail cell cannot
+    stall the bulk, and rho stays > 0. Increases take the larger of the step in s and the step in
+    u, u_new = u (1 + alpha dw): in u a degenerate flow (chi2: s = u^2) fills a cell ahead of its
+    front in one step, in s logarithmic diffusion (reverse-kl: s = w) fills a tail that is e^1700
+    too small; for kl (s = u) the two agree and Newton is exact in one iteration.
     """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        log_ds = log_alpha + log_c + np.log(np.abs(y))
+        log_y = log_alpha + np.log(np.abs(y))
+        log_ds = log_y + log_c
         top = np.maximum(lb, log_ds)
         top = np.where(np.isfinite(top), top, 0.0)
         val = sb * np.exp(lb - top) + np.sign(y) * np.exp(log_ds - top)
         sign = np.sign(val)
-        w_new = flow.w_of_beta(sign, top + np.log(np.abs(val)))
+        w_s = flow.w_of_beta(sign, top + np.log(np.abs(val)))
         if flow.beta_positive:
-            w_new = np.where(sign > 0, w_new, -np.inf)
-        w_new = np.where(y == 0, w, w_new)
-    return np.where(np.isnan(w_new), w, np.maximum(w_new, w - MAX_DW))
+            w_s = np.where(sign > 0, w_s, -np.inf)
+        w_s = np.where(np.isnan(w_s), w, np.maximum(w_s, w - MAX_DW))
+        w_u = w + np.logaddexp(0.0, log_y + log_e)
+    return np.where(y > 0, np.maximum(w_s, w_u), np.where(y < 0, w_s, w))
 
 
 def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, b, h: float, *,
@@ -195,7 +206,7 @@ def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, b, h: float,
         sb, lb = flow.beta_log(w)
         alpha = 1.0
         for _ in range(40):
-            w_try = _s_update(flow, sb, lb, y, lc, np.log(alpha), w)
+            w_try = _update(flow, sb, lb, y, lc, lc - lp, np.log(alpha), w)
             r_t, mres_t, scale_t, phi_t = sys_.residual(w_try, ls)
             if np.isfinite(phi_t) and (phi_t <= (1 - 1e-4 * alpha) * phi or mres_t <= 8 * EPS * scale_t):
                 break

@@ -32,6 +32,9 @@ import numpy as np
 from ..grid import Grid
 
 
+SAFE_LOG = 230.0   # three factors each within e^{+-230} multiply without over- or underflow
+
+
 @dataclass
 class FVOperator:
     """Static, per-grid data of the operator (built once per run), all in log space."""
@@ -44,6 +47,12 @@ class FVOperator:
     ty: float               # T_f on y-faces: dx / dy
     log_k: np.ndarray       # (nx, ny) log sum_f T_f e^{l_f} over the cell's interior faces
     volume: float
+
+    def __post_init__(self):
+        # e^{l_f} where it is a safe factor (see fast_factors), flagged per face
+        self.okx, self.oky = np.abs(self.lfx) < SAFE_LOG, np.abs(self.lfy) < SAFE_LOG
+        self.efx = np.where(self.okx, np.exp(np.where(self.okx, self.lfx, 0.0)), 0.0)
+        self.efy = np.where(self.oky, np.exp(np.where(self.oky, self.lfy, 0.0)), 0.0)
 
     @classmethod
     def build(cls, grid: Grid, target) -> "FVOperator":
@@ -146,14 +155,37 @@ def residual_numpy(op: FVOperator, w, sb, lb, lj, b_mant, b_log, h):
     return r, sc
 
 
+def fast_factors(w, sb, lb, lj):
+    """Per cell: (beta, e^{-log S}, ok) for the factored evaluation of the face terms.
+
+    exp(l_f + log|beta_j| - log S_i) = e^{l_f} beta_j e^{-log S_i} when each factor lies within
+    e^{+-SAFE_LOG}: one exponential per cell instead of four per face. ``ok`` marks the cells
+    where that holds; elsewhere (the far tails of the GAN regime) the kernel takes the exponential
+    of the sum.
+    """
+    ok = (np.abs(lb) < SAFE_LOG) & (np.abs(lj) < SAFE_LOG)
+    with np.errstate(over="ignore", under="ignore"):
+        beta = np.where(ok, sb * np.exp(np.where(ok, lb, 0.0)), 0.0)
+        inv_s = np.where(ok, np.exp(-np.where(ok, lj, 0.0)), 0.0)
+    return beta, inv_s, ok
+
+
 @numba.njit(cache=True, inline="always")
-def _face_terms(lf, lj, sb_j, lb_j, sb_i, lb_i, c):
+def _face_terms(lf, ef, okf, lj, inv, ok_i, sb_j, lb_j, b_j, ok_j, sb_i, lb_i, b_i, c):
+    if okf and ok_i and ok_j:
+        f = c * ef * inv
+        return f * b_j, f * b_i
     return c * sb_j * np.exp(lf + lb_j - lj), c * sb_i * np.exp(lf + lb_i - lj)
 
 
 @numba.njit(cache=True)
-def residual_kernel(lrd, w, sb, lb, lj, bm, bl, lfx, lfy, tx, ty, vol, h, out):
-    """R_i / J_ii into ``out``; returns (sum_i |R_i| (mass residual), sum_i J_ii scale_i)."""
+def residual_kernel(lrd, w, sb, lb, beta, lj, inv_s, ok, bm, bl, lfx, efx, okx, lfy, efy, oky,
+                    tx, ty, vol, h, out):
+    """R_i / S_i into ``out``; returns (sum_i |R_i| (mass residual), sum_i S_i scale_i).
+
+    The face terms use the factors of :func:`fast_factors` where all are in range (``okx``,
+    ``oky``: |l_f| < SAFE_LOG), the exponential of the summed logarithms elsewhere.
+    """
     nx, ny = w.shape
     cx, cy = h * tx, h * ty
     mres = 0.0
@@ -161,25 +193,30 @@ def residual_kernel(lrd, w, sb, lb, lj, bm, bl, lfx, lfy, tx, ty, vol, h, out):
     for i in range(nx):
         for j in range(ny):
             L = lj[i, j]
+            inv, o = inv_s[i, j], ok[i, j]
             m = vol * np.exp(lrd[i, j] + w[i, j] - L)
             bb = vol * bm[i, j] * np.exp(bl[i, j] - L)
             r = m - bb
             sc = m + abs(bb)
-            s_i, l_i = sb[i, j], lb[i, j]
+            s_i, l_i, b_i = sb[i, j], lb[i, j], beta[i, j]
             if i > 0:
-                a, b = _face_terms(lfx[i - 1, j], L, sb[i - 1, j], lb[i - 1, j], s_i, l_i, cx)
+                a, b = _face_terms(lfx[i - 1, j], efx[i - 1, j], okx[i - 1, j], L, inv, o,
+                                   sb[i - 1, j], lb[i - 1, j], beta[i - 1, j], ok[i - 1, j], s_i, l_i, b_i, cx)
                 r -= a - b
                 sc += abs(a) + abs(b)
             if i < nx - 1:
-                a, b = _face_terms(lfx[i, j], L, sb[i + 1, j], lb[i + 1, j], s_i, l_i, cx)
+                a, b = _face_terms(lfx[i, j], efx[i, j], okx[i, j], L, inv, o,
+                                   sb[i + 1, j], lb[i + 1, j], beta[i + 1, j], ok[i + 1, j], s_i, l_i, b_i, cx)
                 r -= a - b
                 sc += abs(a) + abs(b)
             if j > 0:
-                a, b = _face_terms(lfy[i, j - 1], L, sb[i, j - 1], lb[i, j - 1], s_i, l_i, cy)
+                a, b = _face_terms(lfy[i, j - 1], efy[i, j - 1], oky[i, j - 1], L, inv, o,
+                                   sb[i, j - 1], lb[i, j - 1], beta[i, j - 1], ok[i, j - 1], s_i, l_i, b_i, cy)
                 r -= a - b
                 sc += abs(a) + abs(b)
             if j < ny - 1:
-                a, b = _face_terms(lfy[i, j], L, sb[i, j + 1], lb[i, j + 1], s_i, l_i, cy)
+                a, b = _face_terms(lfy[i, j], efy[i, j], oky[i, j], L, inv, o,
+                                   sb[i, j + 1], lb[i, j + 1], beta[i, j + 1], ok[i, j + 1], s_i, l_i, b_i, cy)
                 r -= a - b
                 sc += abs(a) + abs(b)
             out[i, j] = r
