@@ -29,9 +29,8 @@ def test_every_example_solves_and_plots(tmp_path, capsys, example):
     assert res.rho.shape == (len(res.t), *res.grid.shape)
     assert res.meta["mass_error"] <= 1e-11
     assert np.all(res.rho > 0)
-    # degenerate flows (beta'(0) = 0) halve a few steps where fronts start; the others never
-    degenerate = res.meta["flow"] in ("chi2", "non-saturating")
-    assert res.meta["rejected_steps"] == 0 or (degenerate and res.meta["rejected_steps"] <= 10)
+    # the resolvent exists for every step size (A is m-accretive): no example needs a rejected step
+    assert res.meta["rejected_steps"] == 0
     assert f"{res.meta['rejected_steps']} rejected" in summary
     energy = np.array(res.meta["energy"])
     assert np.all(np.diff(energy) <= 1e-12 * energy[0])
