@@ -77,11 +77,16 @@ def test_compare_detects_the_wrong_time(files):
 def test_compare_2d_uses_sliced_w1_within_floor(files):
     pde, part = files["pde2"], files["part2"]
     rows = compare(pde, part, n_dirs=32, floor_seeds=20)
-    w1_floor, _ = _floors(pde, 4_000, seeds=20, quantile=0.95, n_dirs=32)
+    # the particles are exact samples, so their W1 is one more draw from the floor's distribution:
+    # below its 99.9th percentile with probability 0.999. compare's floor is the 19th of 20 order
+    # statistics, which lies between the median and the 99.9th percentile with probability
+    # 1 - P(Bin(20, 1/2) >= 19) - P(Bin(20, 0.999) <= 18) > 0.9997. Percentiles from 200 other seeds.
+    q50, _ = _floors(pde, 4_000, seeds=200, quantile=0.5, n_dirs=32)
+    q999, _ = _floors(pde, 4_000, seeds=200, quantile=0.999, n_dirs=32)
     assert all("ks" not in r for r in rows)
-    for r, wf in zip(rows, w1_floor):
-        assert r["w1"] <= 1.25 * r["w1_floor"]
-        assert r["w1_floor"] == pytest.approx(wf, rel=0.5)   # the same floor, other seeds
+    for r, lo, hi in zip(rows, q50, q999):
+        assert r["w1"] <= hi
+        assert lo <= r["w1_floor"] <= hi
 
 
 # ------------------------------------------------------------------ command line
