@@ -95,18 +95,6 @@ class DensityEstimator:
 
 # ------------------------------------------------------------------ the bandwidth rule
 
-def roughness(values: np.ndarray, grid: Grid) -> float:
-    """R = int |Laplacian rho|^2 dx of a cell density, spectrally with reflecting walls."""
-    coef = sfft.dctn(values, type=2, norm="ortho")
-    lap = np.zeros(grid.shape)
-    for a in range(grid.dim):
-        shape = [1] * grid.dim
-        shape[a] = grid.shape[a]
-        lap = lap + (_omega(grid, a) ** 2).reshape(shape)
-    # Parseval for the orthonormal DCT: sum |f|^2 = sum |coef|^2
-    return float(np.sum((lap * coef) ** 2) * grid.cell_volume)
-
-
 def gradient_roughness(values: np.ndarray, grid: Grid) -> float:
     """R3 = int |grad Laplacian rho|^2 dx of a cell density, spectrally with reflecting walls.
 

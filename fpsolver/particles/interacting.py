@@ -30,7 +30,7 @@ from ..flows import get_flow
 from ..grid import Grid
 from ..kde import linear_binning
 from . import kernels
-from .estimate import DensityEstimator, roughness, smooth_with_gradient_numpy
+from .estimate import DensityEstimator, smooth_with_gradient_numpy, velocity_bandwidth
 from .target import TargetField
 
 C_DIFF = 1.0
@@ -104,22 +104,18 @@ def step_limit(bandwidth: float, dbeta_max: float, v_max: float) -> float:
 # ------------------------------------------------------------------ default bandwidth
 
 def default_bandwidth(case, n: int) -> float:
-    """The default KDE bandwidth for N particles (documented rule, README "Particles").
+    """The default KDE bandwidth for N particles: optimal for the velocity (README "Particles").
 
-    For each of rho_0 and rho_d (on the grid), the AMISE-optimal bandwidth of a Gaussian KDE
-    of N points, b^(d+4) = d R(phi) / (N int |Laplacian rho|^2), R(phi) = (4 pi)^(-d/2); the
-    smaller of the two, and never more than Silverman's rule for a single Gaussian of the
-    same spread. The flow carries rho_0 to rho_d, so the sharper of the two sets the
-    resolution the estimate needs. Floored so that :func:`default_kde_grid` stays within
-    MAX_KDE_CELLS cells per axis.
+    The velocity is built from grad rho_hat, whose error is bias O(b^2) plus noise
+    O((N b^(d+2))^(-1/2)) (MATH.md section 5); :func:`.estimate.velocity_bandwidth` minimises
+    its AMISE, b^(d+6) = (d+2) R(grad phi) / (N int |grad Laplacian rho|^2), b ~ N^(-1/(d+6)),
+    for each of rho_0 and rho_d (never more than the normal-reference value for the same spread)
+    and takes the smaller: the flow carries rho_0 to rho_d, so the sharper of the two sets the
+    resolution the estimate needs. The velocity error is then O(N^(-2/(d+6))). Floored so that
+    :func:`default_kde_grid` stays within MAX_KDE_CELLS cells per axis.
     """
-    grid = case.grid
     target, initial = case.discretised()
-    out = np.inf
-    for disc in (initial, target):
-        rho = disc.cells
-        out = min(out, _amise_bandwidth(rho, grid, n), _silverman_from_cells(rho, grid, n))
-    return float(max(out, _min_bandwidth(grid)))
+    return float(max(velocity_bandwidth(case.grid, [initial.cells, target.cells], n), _min_bandwidth(case.grid)))
 
 
 def default_kde_grid(grid: Grid, bandwidth: float) -> Grid:
@@ -137,27 +133,3 @@ def default_kde_grid(grid: Grid, bandwidth: float) -> Grid:
 def _min_bandwidth(grid: Grid) -> float:
     return CELLS_PER_BANDWIDTH * max(hi - lo for lo, hi in zip(grid.lower, grid.upper)) \
         / _MAX_KDE_CELLS[grid.dim]
-
-
-def _amise_bandwidth(rho: np.ndarray, grid: Grid, n: int) -> float:
-    d = grid.dim
-    r = roughness(rho, grid)
-    if not r > 0:
-        return np.inf
-    return float((d * (4 * np.pi) ** (-d / 2) / (n * r)) ** (1.0 / (d + 4)))
-
-
-def _silverman_from_cells(rho: np.ndarray, grid: Grid, n: int) -> float:
-    """0.9 min(std, IQR / 1.34) N^(-1/(d+4)) of the cell density, averaged over axes."""
-    d = grid.dim
-    spreads = []
-    for a in range(d):
-        marg = rho.sum(axis=tuple(i for i in range(d) if i != a)) if d > 1 else rho
-        p = marg / marg.sum()
-        c = grid.centres[a]
-        mean = np.sum(p * c)
-        std = np.sqrt(np.sum(p * (c - mean) ** 2))
-        cdf = np.cumsum(p)
-        iqr = np.interp(0.75, cdf, c) - np.interp(0.25, cdf, c)
-        spreads.append(min(std, iqr / 1.34) if iqr > 0 else std)
-    return float(0.9 * np.mean(spreads) * n ** (-1.0 / (d + 4)))
