@@ -13,8 +13,9 @@ rho(T) and rho(T): what a perfect particle method would still show.
    20-seed floor lands as low as the 80th percentile, 1.42 times the mean (1.25 x 1.42 = 1.78).
 6. Interacting: the velocity from a KDE of the particles themselves. Its noisy part is
    grad rho_hat: bias O(b^2), noise O((N b^(d+2))^(-1/2)) (MATH.md section 5); these balance at
-   b ~ N^(-1/(d+6)), where the error is O(N^(-2/(d+6))). The bandwidth is the AMISE-optimal one for
-   grad rho_hat (:func:`fpsolver.particles.estimate.velocity_bandwidth`), and the study checks
+   b ~ N^(-1/(d+6)), where the error is O(N^(-2/(d+6))). The bandwidth is the solver's default, the
+   AMISE-optimal one for grad rho_hat (:func:`fpsolver.particles.interacting.default_bandwidth`,
+   :func:`fpsolver.particles.estimate.velocity_bandwidth`), and the study checks
    (a) at t = 0, exact samples of rho_0: the RMS error of grad rho_hat falls like N^(-2/7) (d = 1),
    and halving or doubling b makes it worse; (b) W1 at T is the KDE bias c b^2 ~ N^(-2/7) plus
    the Monte-Carlo part ~ N^(-1/2), so its local rate is 2/7 + (1/2 - 2/7) s, s the share of the
@@ -32,10 +33,14 @@ from ..case import Case
 from ..compare import compare
 from ..demo import DEMO_CASE
 from ..fv import solve_case
-from ..metrics import histogram_l1, mc_floor_w1, sample_cell_density, w1_samples_density_1d
+from ..flows import get_flow
+from ..grid import Grid
+from ..kde import gaussian_smooth_reflect
+from ..metrics import histogram_l1, mc_floor_w1, sample_cell_density, slice_angles, w1_samples_density_1d
 from ..particles import solve_particles
-from ..particles.estimate import DensityEstimator, velocity_bandwidth
+from ..particles.estimate import DensityEstimator
 from ..particles.interacting import default_bandwidth, default_kde_grid
+from ..particles.target import TargetField
 from . import _common as C
 
 SLOPE_TOL = 0.1
@@ -75,6 +80,116 @@ def _exact_sample_levels(grid, rho, n: int, seeds: int) -> tuple[float, float]:
         w.append(w1_samples_density_1d(x, grid, rho))
         l1.append(histogram_l1(x, grid, rho))
     return float(np.mean(w)), float(np.mean(l1))
+
+
+# ------------------------------------------------------------------ the N -> infinity limit at fixed b
+
+def kde_mean_field(case: Case, bandwidth: float, cells, times) -> list:
+    """The N -> infinity limit of the interacting particles at a fixed bandwidth, on a grid.
+
+    d rho / dt = -div(rho v(phi_b * rho)): the particles' law with the exact (not sampled) KDE
+    (MATH.md section 5), so W1 between it and the PDE solution is the bias of the KDE-driven flow
+    alone, to every order in b. Eulerian and independent of the particle code: phi_b * rho by FFT
+    of the even extension (:func:`fpsolver.kde.gaussian_smooth_reflect`), its gradient by centred
+    differences, v from the flow at the centres, averaged onto the faces; upwind fluxes with
+    minmod-limited linear reconstruction (second order, positive) and Heun steps with
+    h <= min(0.4 dx / |v|, b^2 / (2 beta')). Cells where phi_b * rho is below 1e-10 of its maximum
+    carry v = 0 (their mass moves W1 by less than 1e-10 times the box size). ``cells`` sets the grid
+    (same box as the case); returns the cell densities at ``times`` (sorted, > 0).
+    """
+    grid = Grid(case.grid.lower, case.grid.upper, tuple(cells))
+    fine = case.with_overrides(cells=list(cells))
+    flow = get_flow(case.flow)
+    target = TargetField(fine)
+    _, initial = fine.discretised()
+    rho = np.array(initial.cells, float)
+    log_rd = target.log_rho_d
+    gd = np.moveaxis(target.grad_log, 0, -1)
+    d, h = grid.dim, np.array(grid.spacing)
+
+    def rate(r):
+        s = np.maximum(gaussian_smooth_reflect(r, grid, bandwidth), 0.0)
+        live = s > 1e-10 * s.max()
+        grad = np.stack(np.gradient(s, *h), axis=-1) if d > 1 else np.gradient(s, h[0])[..., None]
+        v = np.zeros(r.shape + (d,))
+        ls = np.log(s[live])
+        v[live] = flow.velocity(ls, grad[live] / s[live][:, None], log_rd[live], gd[live])
+        db = float(np.exp(np.max(flow.log_dbeta(ls - log_rd[live]))))
+        out = np.zeros_like(r)
+        vmax = 0.0
+        for a in range(d):
+            va = np.moveaxis(v[..., a], a, 0)
+            ra = np.moveaxis(r, a, 0)
+            vf = 0.5 * (va[1:] + va[:-1])                    # interior faces
+            dr = np.diff(ra, axis=0)
+            slope = np.zeros_like(ra)
+            slope[1:-1] = np.where(dr[1:] * dr[:-1] > 0, np.sign(dr[1:]) * np.minimum(np.abs(dr[1:]), np.abs(dr[:-1])), 0.0)
+            left, right = ra[:-1] + 0.5 * slope[:-1], ra[1:] - 0.5 * slope[1:]
+            flux = np.where(vf > 0, vf * left, vf * right)
+            flux = np.concatenate([np.zeros((1,) + flux.shape[1:]), flux, np.zeros((1,) + flux.shape[1:])])
+            out += np.moveaxis(-(flux[1:] - flux[:-1]) / h[a], 0, a)
+            vmax += float(np.max(np.abs(vf))) / h[a]
+        return out, min(0.4 / vmax if vmax > 0 else np.inf, 0.5 * bandwidth**2 / db if db > 0 else np.inf)
+
+    out, t = [], 0.0
+    for target_t in times:
+        while t < target_t:
+            k1, hmax = rate(rho)
+            step = min(hmax, target_t - t)
+            pred = rho + step * k1
+            k2, _ = rate(pred)
+            rho = rho + 0.5 * step * (k1 + k2)
+            t = target_t if step == target_t - t else t + step
+        out.append(rho.copy())
+    return out
+
+
+def w1_between_cells(grid: Grid, a: np.ndarray, b: np.ndarray, n_dirs: int = 100) -> float:
+    """W1 between two cell densities on one grid, each cell's mass at its centre: exact in 1D
+    (int |F_a - F_b|), sliced in 2D (mean over :func:`fpsolver.metrics.slice_angles`)."""
+    pts = grid.points()
+    m = (np.asarray(a, float) - np.asarray(b, float)).ravel() * grid.cell_volume
+    dirs = [np.array([1.0])] if grid.dim == 1 else [np.array([np.cos(t), np.sin(t)]) for t in slice_angles(n_dirs)]
+    out = []
+    for e in dirs:
+        p = pts @ e
+        order = np.argsort(p, kind="stable")
+        out.append(float(np.sum(np.abs(np.cumsum(m[order])[:-1]) * np.diff(p[order]))))
+    return float(np.mean(out))
+
+
+def _coarsen(values: np.ndarray, shape) -> np.ndarray:
+    """Cell densities averaged onto a grid coarser by an integer factor per axis."""
+    f = [n // m for n, m in zip(values.shape, shape)]
+    split = [x for pair in zip(shape, f) for x in pair]
+    return values.reshape(split).mean(axis=tuple(range(1, 2 * len(shape), 2)))
+
+
+def kde_bias_bound(case: Case, bandwidth: float, reference, refine: int = 1, n_dirs: int = 100) -> list:
+    """Per save time of ``reference`` after t = 0: an estimate, from theory and independent of the
+    particle code, of W1 between the law of the interacting particles with bandwidth b (N -> infinity)
+    and the grid solution ``reference``.
+
+    It is W1(rho^b, reference) + W1(rho^b, rho^b_coarse): rho^b the mean-field limit on ``refine``
+    times the reference cells per axis (:func:`kde_mean_field`), averaged onto the reference grid;
+    the second term, the same on half the cells, bounds the mean-field solution's own discretisation
+    error (second order: that error is about a third of the change). With W1(mu_N, rho^b) at most
+    the Monte-Carlo floor, W1(mu_N, reference) <= floor + this (triangle inequality).
+    """
+    fine_cells = [n * refine for n in reference.grid.shape]
+    times = [float(t) for t in reference.t if t > 0]
+    fine = kde_mean_field(case, bandwidth, fine_cells, times)
+    coarse = kde_mean_field(case, bandwidth, [n // 2 for n in fine_cells], times)
+    fgrid = Grid(case.grid.lower, case.grid.upper, tuple(fine_cells))
+    out = []
+    for t, f, c in zip(times, fine, coarse):
+        k = int(np.argmin(np.abs(reference.t - t)))
+        up = c
+        for a in range(fgrid.dim):
+            up = np.repeat(up, 2, axis=a)
+        out.append(w1_between_cells(reference.grid, _coarsen(f, reference.grid.shape), reference.rho[k], n_dirs)
+                   + w1_between_cells(fgrid, f, up, n_dirs))
+    return out
 
 
 # ------------------------------------------------------------------ study 5
@@ -134,12 +249,6 @@ def study_superposition(quick: bool, out_dir: str) -> dict:
 
 # ------------------------------------------------------------------ study 6
 
-def _case_bandwidth(case: Case, n: int) -> float:
-    """The velocity-optimal bandwidth (:func:`velocity_bandwidth`) for the case's rho_0 and rho_d."""
-    target, initial = case.discretised()
-    return velocity_bandwidth(case.grid, [initial.cells, target.cells], n)
-
-
 def gradient_mise(case: Case, n: int, bandwidth: float, seeds: int) -> float:
     """Mean over seeds of int |grad rho_hat - grad rho_0|^2 for n exact samples of the demo rho_0 =
     N(1, 0.5^2) (no dynamics: the estimate the velocity is built from, at t = 0)."""
@@ -159,7 +268,7 @@ def _gradient_part(case: Case, quick: bool, checks: list, rows: list):
     ns = np.array([10_000, 30_000, 100_000] + ([] if quick else [300_000, 1_000_000]))
     rms, ratios = [], []
     for n in ns:
-        b = _case_bandwidth(case, int(n))
+        b = default_bandwidth(case, int(n))
         m = [gradient_mise(case, int(n), f * b, GRAD_SEEDS) for f in (0.5, 1.0, 2.0)]
         rms.append(np.sqrt(m[1]))
         ratios.append((m[0] / m[1], m[2] / m[1]))
@@ -179,7 +288,7 @@ def _w1_part(case: Case, pde, quick: bool, checks: list, rows: list):
     ns = np.array([1000, 10_000, 100_000] + ([] if quick else [1_000_000]))
     w1, mc = [], []
     for n in ns:
-        b = _case_bandwidth(case, int(n))
+        b = default_bandwidth(case, int(n))
         ws = [_distances(case, pde, n=int(n), seed=s, bandwidth=b, integrator="heun")[0] for s in range(W1_SEEDS)]
         w1.append(np.mean(ws))
         mc.append(_exact_sample_levels(grid, rho, int(n), FLOOR_SEEDS)[0])
@@ -236,8 +345,8 @@ def study_interacting(quick: bool, out_dir: str) -> dict:
     C.style_axes(axes[0, 1], r"particles $N$", r"$W_1(\mu_N(T), \rho(T))$", "W1 vs N", loglog=True)
     axes[0, 2].plot(b_sweep, wb, "o-", color=col, label=f"N = {n_fix:,}")
     axes[0, 2].axhline(fl, color=C.METHOD_COLOURS["exact"], ls=":", label="Monte-Carlo floor (95%)")
-    axes[0, 2].axvline(_case_bandwidth(case, n_fix), color="0.5", ls="--", lw=1.0, label="velocity-optimal $b$")
-    axes[0, 2].axvline(default_bandwidth(case, n_fix), color="0.5", ls=":", lw=1.0, label="density-optimal $b$")
+    axes[0, 2].axvline(default_bandwidth(case, n_fix), color="0.5", ls="--", lw=1.0,
+                       label="default (velocity-optimal) $b$")
     C.reference_slope(axes[0, 2], b_sweep[big], wb[big], 2.0, label=r"$\propto b^2$ (bias)", factor=0.5)
     C.style_axes(axes[0, 2], r"bandwidth $b$", r"$W_1(\mu_N(T), \rho(T))$", "bias and variance", loglog=True)
     for ax in axes[0]:
@@ -248,7 +357,7 @@ def study_interacting(quick: bool, out_dir: str) -> dict:
         ["part", "N", "b", "error (RMS of grad rho_hat, or mean W1)", "MISE ratios b/2, 2b | MC level",
          "MC share"], rows,
         f"Demo case at T = {T:g}; Heun with the solver's adaptive step and default KDE grid for each b. b is "
-        "chosen for the velocity, b^(d+6) = (d+2) R(grad phi) / (N int |grad Laplacian rho|^2) (b ~ N^(-1/7) in "
+        "the solver's default, chosen for the velocity, b^(d+6) = (d+2) R(grad phi) / (N int |grad Laplacian rho|^2) (b ~ N^(-1/7) in "
         "1D), so the error of grad rho_hat falls like N^(-2/7). W1 of the particles is the KDE bias O(b^2) = "
         "O(N^(-2/7)) plus the Monte-Carlo part O(N^(-1/2)): its local rate is 2/7 plus 3/14 times the "
         "Monte-Carlo share (mean W1 of exact samples over the particles' W1), shown as a band.", started)
