@@ -23,6 +23,7 @@ from fpsolver.particles.interacting import InteractingVelocity, default_bandwidt
 from fpsolver.particles.superposition import PDEVelocity
 from fpsolver.particles.target import TargetField
 from fpsolver.result import Result
+from fpsolver.studies.particle_studies import kde_bias_bound
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 N = 100_000
@@ -276,13 +277,18 @@ def _bridge_w1_quantiles(grid, rho, n, qs, paths=4000):
     return np.quantile(integral, qs) / np.sqrt(n)
 
 
-def test_interacting_bimodal_within_twice_the_monte_carlo_floor(bimodal):
-    """Default (density-AMISE) bandwidth: at the AMISE optimum the integrated squared bias of rho_hat is
-    d/4 of its variance, so the KDE bias is at most the Monte-Carlo noise and W1 <= 2 x the floor."""
+def test_interacting_bimodal_within_the_floor_plus_the_kde_bias(bimodal):
+    """Default (velocity-optimal) bandwidth, b ~ N^(-1/7): W1(particles, PDE) <= W1(particles, rho^b) +
+    W1(rho^b, PDE), rho^b the law of the particles as N -> infinity at this b. The first term is
+    Monte-Carlo noise (at most the floor); the second is the KDE bias O(b^2), which no longer stays below
+    the noise (at b = 0.094 it grows to 4 times the floor by t = 8). It is computed independently of the
+    particle code, by solving the mean-field equation on a grid (:func:`kde_bias_bound`)."""
     case = bimodal.with_overrides(save_times=[0.5, 1.0, 2.0, 4.0, 8.0])
     fine = solve_case(case.with_overrides(cells=[800], scheme="bdf2"))
     res = solve_particles(case, n=N, seed=0)
-    assert res.meta["bandwidth"] == default_bandwidth(case, N)
+    b = default_bandwidth(case, N)
+    assert res.meta["bandwidth"] == b
+    bias = [0.0] + kde_bias_bound(case, b, fine)
     grid = fine.grid
     for k, t in enumerate(res.t):
         floor = mc_floor_w1(grid, fine.rho[k], N, seeds=20, quantile=0.95)
@@ -291,7 +297,8 @@ def test_interacting_bimodal_within_twice_the_monte_carlo_floor(bimodal):
         # limit law unless 19 of 20 draws fall below the median (p = 2e-5) or one above q_9999 (p = 2e-3)
         low, high = _bridge_w1_quantiles(grid, fine.rho[k], N, [0.5, 0.9999])
         assert low <= floor <= high, (t, low, floor, high)
-        assert w1 <= 2 * floor, (t, w1, floor)
+        assert w1 <= floor + bias[k], (t, w1, floor, bias[k])
+    assert bias[-1] > 2 * floor  # the bias term matters: 2 x the floor alone would not hold
 
 
 # ------------------------------------------------------------------ determinism, box, resume
@@ -357,12 +364,24 @@ def test_interrupted_run_resumes_to_the_identical_result(bimodal, bimodal_pde, m
 
 
 def test_default_bandwidth_rule(bimodal):
-    b = default_bandwidth(bimodal, N)
-    # the initial N(1, 0.5^2) is the sharper end: Silverman 0.9 * 0.5 * N^(-1/5)
-    assert b == pytest.approx(0.9 * 0.5 * N ** -0.2, rel=1e-3)
-    assert default_bandwidth(bimodal, 10) == pytest.approx(0.9 * 0.5 * 10 ** -0.2, rel=1e-3)
+    """The default is optimal for grad rho_hat: b^7 = 3 R(phi') / (N int |rho'''|^2), R(phi') = 1/(4 sqrt(pi)),
+    the smaller over rho_0 and rho_d. rho_0 = N(1, 0.5^2): the normal-reference (4/5)^(1/7) 0.5 N^(-1/7).
+    rho_d, the two-Gaussian mixture: int |rho_d'''|^2 by quadrature of the analytic third derivative
+    gives a larger b, so rho_0 sets it."""
+    x = np.linspace(-10.0, 10.0, 200_001)
+
+    def third(m, s):  # d^3/dx^3 of the N(m, s^2) density
+        z = (x - m) / s
+        return -(z**3 - 3 * z) * np.exp(-0.5 * z**2) / (np.sqrt(2 * np.pi) * s**4)
+
+    r3_target = np.sum((0.5 * third(-1.5, 0.5) + 0.5 * third(1.5, 0.5)) ** 2) * (x[1] - x[0])
+    for n in (10, N, 10**9):
+        expect = 0.8 ** (1 / 7) * 0.5 * n ** (-1 / 7)
+        assert (3 / (4 * np.sqrt(np.pi)) / (n * r3_target)) ** (1 / 7) > 1.05 * expect
+        assert default_bandwidth(bimodal, n) == pytest.approx(expect, rel=1e-3)
     floor = 3 * 8.0 / 2**16  # three cells of the finest KDE grid allowed
-    assert default_bandwidth(bimodal, 10**20) == pytest.approx(floor, rel=1e-12)
+    assert 0.8 ** (1 / 7) * 0.5 * 1e25 ** (-1 / 7) < floor
+    assert default_bandwidth(bimodal, 10**25) == pytest.approx(floor, rel=1e-12)
     assert default_kde_grid(bimodal.grid, 0.045).shape == (534,)  # ceil(3 * 8 / 0.045)
     assert default_kde_grid(bimodal.grid, 0.5).shape == (400,)    # never coarser than the case
 
@@ -391,10 +410,11 @@ def test_velocity_bandwidth_for_a_gaussian_is_the_normal_reference_rule():
 
 def test_no_grid_scale_clustering_when_the_bandwidth_is_near_the_cell_size():
     """kl example: b = 0.045 is 1.1 case cells; on the case grid the histogram turned odd-even
-    (L1 0.6 at t = 1), so the KDE grid is refined to 3 cells per bandwidth."""
+    (L1 0.6 at t = 1), so the KDE grid is refined to 3 cells per bandwidth. (0.045 is the density-optimal
+    bandwidth for N = 10^5 here; the velocity-optimal default is twice as wide, so it is passed explicitly.)"""
     case = Case.from_toml(os.path.join(EXAMPLES, "kl_gaussian.toml")).with_overrides(save_times=[0.25, 1.0])
     pde = solve_case(case)
-    res = solve_particles(case, n=N, seed=0)
+    res = solve_particles(case, n=N, seed=0, bandwidth=0.045)
     assert res.meta["bandwidth"] < 1.2 * case.grid.spacing[0] and res.meta["kde_cells"] == [1067]
     grid = case.grid
     for k, t in enumerate(res.t):

@@ -8,8 +8,11 @@ particles' own sliced W1, so the ratio compares like with like.
   W1 is far below the Monte-Carlo level at N = 10^5: they must look like exact samples. Exact samples exceed
   their own 95th percentile 1 time in 20; SUPERPOSITION_FACTOR leaves room for that spread (the 99th
   percentile of the same 20 draws is measured and must fit under it as well).
-* Interacting particles add the KDE bias. At the default (AMISE-optimal for the density) bandwidth the
-  integrated squared bias is d/4 of the variance, so the bias is at most the noise (d = 2): W1 <= 2 floor.
+* Interacting particles add the KDE bias. At the default bandwidth, optimal for the velocity
+  (b ~ N^(-1/8) in 2D), the bias O(b^2) is not bounded by the noise any more: W1(particles, PDE) <=
+  W1(particles, rho^b) + W1(rho^b, PDE), rho^b their law as N -> infinity at this b. The first term is
+  Monte-Carlo noise (at most the floor), the second is computed independently of the particle code from the
+  mean-field equation on a grid (:func:`fpsolver.studies.particle_studies.kde_bias_bound`).
 """
 from __future__ import annotations
 
@@ -21,12 +24,13 @@ from fpsolver.compare import compare
 from fpsolver.fv import solve_case
 from fpsolver.metrics import mc_floor_w1
 from fpsolver.particles import solve_particles
+from fpsolver.particles.interacting import default_bandwidth
+from fpsolver.studies.particle_studies import kde_bias_bound
 
 N = 100_000
 N_DIRS = 32
 FLOOR_SEEDS = 20
 SUPERPOSITION_FACTOR = 1.5
-INTERACTING_FACTOR = 2.0
 DT, T = 0.01, 0.25
 
 
@@ -69,8 +73,14 @@ def test_superposition_2d_looks_like_exact_samples(pde):
         assert r["w1"] <= SUPERPOSITION_FACTOR * r["w1_floor"], (r["t"], r["w1"] / r["w1_floor"])
 
 
-def test_interacting_2d_within_twice_the_monte_carlo_floor(pde):
+def test_interacting_2d_within_the_floor_plus_the_kde_bias(pde):
     case = _case(every_step=False)
     res = solve_particles(case, n=N, seed=0, integrator="heun")
-    for r in _ratios(pde, res):
-        assert r["w1"] <= INTERACTING_FACTOR * r["w1_floor"], (r["t"], r["w1"] / r["w1_floor"])
+    b = default_bandwidth(case, N)
+    assert res.meta["bandwidth"] == b
+    # the mean-field solution on 4 x 48 cells per axis (b is 1.1 cells of the case grid)
+    saved = type(pde)(t=np.array([0.0, 0.1, T]), meta=pde.meta, axes=pde.axes, rho_d=pde.rho_d,
+                      rho=pde.rho[[0, int(np.argmin(np.abs(pde.t - 0.1))), -1]])
+    bias = [0.0] + kde_bias_bound(case, b, saved, refine=4, n_dirs=N_DIRS)
+    for r, extra in zip(_ratios(pde, res), bias):
+        assert r["w1"] <= r["w1_floor"] + extra, (r["t"], r["w1"], r["w1_floor"], extra)
