@@ -281,7 +281,7 @@ def test_interacting_bimodal_within_the_floor_plus_the_kde_bias(bimodal):
     """Default (velocity-optimal) bandwidth, b ~ N^(-1/7): W1(particles, PDE) <= W1(particles, rho^b) +
     W1(rho^b, PDE), rho^b the law of the particles as N -> infinity at this b. The first term is
     Monte-Carlo noise (at most the floor); the second is the KDE bias O(b^2), which no longer stays below
-    the noise (at b = 0.094 it grows to 4 times the floor by t = 8). It is computed independently of the
+    the noise (at b = 0.094 it grows to 3.8 times the floor by t = 8). It is computed independently of the
     particle code, by solving the mean-field equation on a grid (:func:`kde_bias_bound`)."""
     case = bimodal.with_overrides(save_times=[0.5, 1.0, 2.0, 4.0, 8.0])
     fine = solve_case(case.with_overrides(cells=[800], scheme="bdf2"))
