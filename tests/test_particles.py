@@ -23,7 +23,7 @@ from fpsolver.particles.interacting import InteractingVelocity, default_bandwidt
 from fpsolver.particles.superposition import PDEVelocity
 from fpsolver.particles.target import TargetField
 from fpsolver.result import Result
-from fpsolver.studies.particle_studies import kde_bias_bound
+from fpsolver.studies.particle_studies import kde_bias_bound, kde_mean_field
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 N = 100_000
@@ -299,6 +299,20 @@ def test_interacting_bimodal_within_the_floor_plus_the_kde_bias(bimodal):
         assert low <= floor <= high, (t, low, floor, high)
         assert w1 <= floor + bias[k], (t, w1, floor, bias[k])
     assert bias[-1] > 2 * floor  # the bias term matters: 2 x the floor alone would not hold
+
+
+def test_mean_field_kde_bias_is_second_order_in_the_bandwidth(bimodal):
+    """The bias estimate used above: the mean-field solution at bandwidth b keeps its mass, and its W1 to
+    the PDE falls like b^2 (MATH.md section 5) when b is halved, 0.05 -> 0.025."""
+    case = bimodal.with_overrides(save_times=[1.0])
+    fine = solve_case(case.with_overrides(cells=[800], scheme="bdf2"))
+    h = fine.grid.spacing[0]
+    bias = []
+    for b in (0.05, 0.025):
+        (rho,) = kde_mean_field(case, b, [800], [1.0])
+        assert abs(rho.sum() * h - 1.0) < 1e-12 and rho.min() >= 0.0
+        bias.append(np.sum(np.abs(np.cumsum(rho - fine.rho[-1]))) * h * h)
+    assert 2 - 0.25 <= np.log2(bias[0] / bias[1]) <= 2 + 0.25, bias
 
 
 # ------------------------------------------------------------------ determinism, box, resume

@@ -93,7 +93,7 @@ def kde_mean_field(case: Case, bandwidth: float, cells, times) -> list:
     of the even extension (:func:`fpsolver.kde.gaussian_smooth_reflect`), its gradient by centred
     differences, v from the flow at the centres, averaged onto the faces; upwind fluxes with
     minmod-limited linear reconstruction (second order, positive) and Heun steps with
-    h <= min(0.4 dx / |v|, b^2 / (2 beta')). Cells where phi_b * rho is below 1e-10 of its maximum
+    h <= min(0.4 / sum_a(|v_a| / dx_a), b^2 / (2 beta')). Cells where phi_b * rho is below 1e-10 of its maximum
     carry v = 0 (their mass moves W1 by less than 1e-10 times the box size). ``cells`` sets the grid
     (same box as the case); returns the cell densities at ``times`` (sorted, > 0).
     """
@@ -123,7 +123,8 @@ def kde_mean_field(case: Case, bandwidth: float, cells, times) -> list:
             vf = 0.5 * (va[1:] + va[:-1])                    # interior faces
             dr = np.diff(ra, axis=0)
             slope = np.zeros_like(ra)
-            slope[1:-1] = np.where(dr[1:] * dr[:-1] > 0, np.sign(dr[1:]) * np.minimum(np.abs(dr[1:]), np.abs(dr[:-1])), 0.0)
+            smaller = np.sign(dr[1:]) * np.minimum(np.abs(dr[1:]), np.abs(dr[:-1]))
+            slope[1:-1] = np.where(dr[1:] * dr[:-1] > 0, smaller, 0.0)          # minmod
             left, right = ra[:-1] + 0.5 * slope[:-1], ra[1:] - 0.5 * slope[1:]
             flux = np.where(vf > 0, vf * left, vf * right)
             flux = np.concatenate([np.zeros((1,) + flux.shape[1:]), flux, np.zeros((1,) + flux.shape[1:])])
@@ -357,7 +358,7 @@ def study_interacting(quick: bool, out_dir: str) -> dict:
         ["part", "N", "b", "error (RMS of grad rho_hat, or mean W1)", "MISE ratios b/2, 2b | MC level",
          "MC share"], rows,
         f"Demo case at T = {T:g}; Heun with the solver's adaptive step and default KDE grid for each b. b is "
-        "the solver's default, chosen for the velocity, b^(d+6) = (d+2) R(grad phi) / (N int |grad Laplacian rho|^2) (b ~ N^(-1/7) in "
-        "1D), so the error of grad rho_hat falls like N^(-2/7). W1 of the particles is the KDE bias O(b^2) = "
+        "the solver's default, chosen for the velocity, b^(d+6) = (d+2) R(grad phi) / (N int |grad Laplacian rho|^2) "
+        "(b ~ N^(-1/7) in 1D), so the error of grad rho_hat falls like N^(-2/7). W1 of the particles is the KDE bias O(b^2) = "
         "O(N^(-2/7)) plus the Monte-Carlo part O(N^(-1/2)): its local rate is 2/7 plus 3/14 times the "
         "Monte-Carlo share (mean W1 of exact samples over the particles' W1), shown as a band.", started)
