@@ -1,4 +1,4 @@
-"""Study 6: interacting particles vs the PDE with the velocity-optimal bandwidth: grad rho_hat error vs N (-2/7), W1 vs N, W1 vs b.
+"""Study 6: interacting particles vs the PDE with the default (velocity-optimal) bandwidth: grad rho_hat error vs N (-2/7), W1 vs N, W1 vs b.
 
 Runs the study alone, exactly as ``fpsolver validate --only interacting`` does:
 
