@@ -33,7 +33,7 @@ import numpy as np
 
 from ..flows import Flow
 from .operators import (FVOperator, bicgstab_kernel, coupling, fast_factors, residual_kernel, residual_numpy,
-                        row_log_scale, term_log_scale, tridiagonal_kernel)
+                        row_log_scale, tridiagonal_kernel)
 
 EPS = np.finfo(float).eps
 MAX_DW = 5.0            # largest Newton decrease of log u in one cell in one iteration
@@ -89,7 +89,7 @@ class _System:
         self.log_mref = np.log(max(rhs.mass(op.volume), 1e-300) / (op.volume * op.log_rho_d.size))
 
     def scale(self, w):
-        """(log p, log J, log S) at w."""
+        """(log p, log J_ii, log c, log S) at w (module docstring)."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             lp = self.flow.log_p(w)
             _, lb = self.flow.beta_log(w)
@@ -97,30 +97,30 @@ class _System:
             lc = np.minimum(self.log_mref + lp - w - self.op.log_rho_d, np.maximum(0.0, lb))
             return lp, lj, lc, lj + lc - lp
 
-    def residual(self, w, lj):
-        """(R / S, sum |R|, sum S scale, ||R / S||_2) at w with row log scales lj (= log S)."""
+    def residual(self, w, ls):
+        """(R / S, sum |R|, sum S scale, ||R / S||_2) at w with row log scales ls (frozen in a line search)."""
         op, rhs = self.op, self.rhs
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             sb, lb = self.flow.beta_log(w)
         if self.plain:
-            r, sc = residual_numpy(op, w, sb, lb, lj, rhs.mant, rhs.log, self.h)
+            r, sc = residual_numpy(op, w, sb, lb, ls, rhs.mant, rhs.log, self.h)
             with np.errstate(over="ignore", invalid="ignore"):
-                e = np.exp(lj)
+                e = np.exp(ls)
                 mres, scale = float(np.sum(e * np.abs(r))), float(np.sum(e * sc))
         else:
             r = np.empty_like(w)
             # C-contiguous float arrays only: one compiled specialisation, so bitwise-reproducible sums
             c = np.ascontiguousarray
             sb, lb = c(sb, dtype=float), c(lb)
-            beta, inv_s, ok = fast_factors(w, sb, lb, lj)
-            mres, scale = residual_kernel(op.log_rho_d, c(w), sb, lb, beta, c(lj), inv_s, ok, c(rhs.mant),
+            beta, inv_s, ok = fast_factors(w, sb, lb, ls)
+            mres, scale = residual_kernel(op.log_rho_d, c(w), sb, lb, beta, c(ls), inv_s, ok, c(rhs.mant),
                                           c(rhs.log), op.lfx, op.efx, op.okx, op.lfy, op.efy, op.oky,
                                           op.tx, op.ty, op.volume, self.h, r)
         return r, mres, scale, float(np.sqrt(np.sum(r * r)))
 
 
 def _solve(cs, r, linear, eta, stats):
-    """dw with (I - C) dw = -r."""
+    """y with (I - C) y = -r."""
     z = np.zeros_like(r)
     if linear == "thomas":
         x = np.zeros(r.shape[0])
@@ -177,7 +177,7 @@ def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, b, h: float,
     numpy instead of Numba). Raises :class:`NewtonFailure`.
     """
     plain = linear == "spsolve"
-    if linear in ("auto", "pcg"):
+    if linear == "auto":
         linear = "thomas" if w0.shape[1] == 1 else "krylov"
     rhs = Rhs.of(b)
     sys_ = _System(op, flow, rhs, h, plain)

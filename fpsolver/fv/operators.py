@@ -11,12 +11,15 @@ and its Jacobian in w is the column-diagonally-dominant M-matrix
     J_ii = V rho_i + h p_i sum_f T_f e^{l_f},   J_ij = -h T_f e^{l_f} p_j,   p = u beta'(u) = d beta/dw.
 
 Where the data are much narrower than the generator, rho_d, u and beta(u) span e^{+-1800} and
-none of these products can be formed, although every ratio R_i / J_ii is O(1). So every row
-is divided by its own diagonal J_ii and every term is evaluated as one exponential of a sum of
-logarithms: log J_i, the flow's log|beta| and log p (:mod:`fpsolver.flows`), l, l_f and the
-right-hand side b = b_mant e^{b_log}. The row-scaled Newton matrix I - C,
+none of these products can be formed. So every row i is divided by a positive scale S_i (chosen
+by :mod:`fpsolver.fv.newton` from J_ii) and every term is evaluated as one exponential of a sum
+of logarithms: log S_i, the flow's log|beta| and log p (:mod:`fpsolver.flows`), l, l_f and the
+right-hand side b = b_mant e^{b_log}; or, where every factor lies within e^{+-SAFE_LOG}, as the
+product e^{l_f} beta_j / S_i of precomputed factors (equal up to the rounding of the
+logarithms, and 4x cheaper).
+The scaled Newton matrix I - C,
 
-    C_ij = h T_f exp(l_f + log p_j - log J_i),
+    C_ij = h T_f exp(l_f + log p_j + log e_j - log S_i),   e = S / J,
 
 has unit diagonal and is similar to a symmetric positive definite matrix with the spectrum of
 the Jacobi-scaled s-form Jacobian (MATH.md section 3), so its eigenvalues are real and positive.
@@ -117,39 +120,20 @@ def row_log_scale(op: FVOperator, w, log_p, h):
     return np.logaddexp(np.log(op.volume) + op.log_rho_d + w, np.log(h) + log_p + op.log_k)
 
 
-def term_log_scale(op: FVOperator, w, lb, lj, b_mant, b_log, h):
-    """log S_i = max(log J_ii, log of the largest term of R_i).
-
-    S_i / J_ii = e_i >= 1 is large only in a cell that its neighbours fill up within the
-    step (an almost empty cell next to a full one): there the Newton change of w is ~e_i,
-    and the unknowns are scaled by it (module docstring of :mod:`fpsolver.fv.newton`).
-    """
-    with np.errstate(divide="ignore"):
-        top = np.maximum(lj, np.maximum(np.log(op.volume) + op.log_rho_d + w,
-                                        np.log(op.volume) + b_log + np.log(np.abs(b_mant))))
-    faces = [(op.lfx, op.tx, np.s_[:-1], np.s_[1:])]
-    if op.lfy.size:
-        faces.append((op.lfy, op.ty, np.s_[:, :-1], np.s_[:, 1:]))
-    for lf, t, lo, hi in faces:
-        big = np.log(h * t) + lf + np.maximum(lb[lo], lb[hi])
-        top[lo] = np.maximum(top[lo], big)
-        top[hi] = np.maximum(top[hi], big)
-    return top
-
-
-def residual_numpy(op: FVOperator, w, sb, lb, lj, b_mant, b_log, h):
-    """Reference R_i / J_ii and the round-off scale of each row (sum of its terms' magnitudes / J_ii)."""
+def residual_numpy(op: FVOperator, w, sb, lb, ls, b_mant, b_log, h):
+    """Reference R_i / S_i and the round-off scale of each row (sum of its terms' magnitudes / S_i),
+    every term the exponential of a sum of logarithms (``ls`` = log S)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        m = op.volume * np.exp(op.log_rho_d + w - lj)
-        bb = op.volume * b_mant * np.exp(b_log - lj)
+        m = op.volume * np.exp(op.log_rho_d + w - ls)
+        bb = op.volume * b_mant * np.exp(b_log - ls)
         r, sc = m - bb, m + np.abs(bb)
         faces = [(op.lfx, op.tx, np.s_[:-1], np.s_[1:])]
         if op.lfy.size:
             faces.append((op.lfy, op.ty, np.s_[:, :-1], np.s_[:, 1:]))
         for lf, t, lo, hi in faces:
             for me, nb in ((lo, hi), (hi, lo)):
-                tj = h * t * sb[nb] * np.exp(lf + lb[nb] - lj[me])
-                ti = h * t * sb[me] * np.exp(lf + lb[me] - lj[me])
+                tj = h * t * sb[nb] * np.exp(lf + lb[nb] - ls[me])
+                ti = h * t * sb[me] * np.exp(lf + lb[me] - ls[me])
                 r[me] -= tj - ti
                 sc[me] += np.abs(tj) + np.abs(ti)
     return r, sc
