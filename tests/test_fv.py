@@ -46,8 +46,9 @@ def _random_state(op, rng, spread=1.5):
 
 def _scaled_residual(op, fl, w, rhs, h, plain):
     sys_ = _System(op, fl, rhs, h, plain)
-    lp, lj, lc, ls = sys_.scale(w)
-    return sys_.residual(w, ls), ls
+    sb, lb = sys_.terms(w)
+    lp, lj, lc, ls = sys_.scale(w, lb)
+    return sys_.residual(w, ls, sb, lb), ls
 
 
 # ---------------------------------------------------------------- Numba kernels vs references
@@ -92,7 +93,7 @@ def _plain_mass_residual(op, fl, w, b, h):
 
 def _newton_matrix(op, flow, w, rhs, h):
     sys_ = _System(op, get_flow(flow), rhs, h, False)
-    lp, lj, lc, ls = sys_.scale(w)
+    lp, lj, lc, ls = sys_.scale(w, sys_.terms(w)[1])
     return newton_matrix_scipy(*coupling(op, lp, lj, ls, h)), coupling(op, lp, lj, ls, h)
 
 

@@ -88,20 +88,23 @@ class _System:
         self.op, self.flow, self.rhs, self.h, self.plain = op, flow, rhs, h, plain
         self.log_mref = np.log(max(rhs.mass(op.volume), 1e-300) / (op.volume * op.log_rho_d.size))
 
-    def scale(self, w):
-        """(log p, log J_ii, log c, log S) at w (module docstring)."""
+    def terms(self, w):
+        """(sign, log|beta|) at w."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self.flow.beta_log(w)
+
+    def scale(self, w, lb):
+        """(log p, log J_ii, log c, log S) at w, lb = log|beta| there (module docstring)."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             lp = self.flow.log_p(w)
-            _, lb = self.flow.beta_log(w)
             lj = row_log_scale(self.op, w, lp, self.h)
             lc = np.minimum(self.log_mref + lp - w - self.op.log_rho_d, np.maximum(0.0, lb))
             return lp, lj, lc, lj + lc - lp
 
-    def residual(self, w, ls):
-        """(R / S, sum |R|, sum S scale, ||R / S||_2) at w with row log scales ls (frozen in a line search)."""
+    def residual(self, w, ls, sb, lb):
+        """(R / S, sum |R|, sum S scale, ||R / S||_2) at w, where beta = sb e^lb, with row log scales
+        ls (frozen in a line search)."""
         op, rhs = self.op, self.rhs
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            sb, lb = self.flow.beta_log(w)
         if self.plain:
             r, sc = residual_numpy(op, w, sb, lb, ls, rhs.mant, rhs.log, self.h)
             with np.errstate(over="ignore", invalid="ignore"):
@@ -185,8 +188,9 @@ def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, b, h: float,
     mass_b = rhs.mass(op.volume)
     target = rtol * mass_b
     w = np.array(w0, dtype=float, copy=True)
-    lp, lj, lc, ls = sys_.scale(w)
-    r, mres, scale, phi = sys_.residual(w, ls)
+    sb, lb = sys_.terms(w)
+    lp, lj, lc, ls = sys_.scale(w, lb)
+    r, mres, scale, phi = sys_.residual(w, ls, sb, lb)
     mres_prev = np.inf
     for it in range(max_iter + 1):
         if not (np.isfinite(mres) and np.isfinite(phi) and np.all(np.isfinite(ls))):
@@ -203,11 +207,11 @@ def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, b, h: float,
             cs = coupling(op, lp, lj, ls, h)
         eta = min(1e-2, max(CG_RTOL_MIN, mres / max(mass_b, 1e-300)))
         y = _solve(cs, r, linear, eta, stats)
-        sb, lb = flow.beta_log(w)
         alpha = 1.0
         for _ in range(40):
             w_try = _update(flow, sb, lb, y, lc, lc - lp, np.log(alpha), w)
-            r_t, mres_t, scale_t, phi_t = sys_.residual(w_try, ls)
+            sb_t, lb_t = sys_.terms(w_try)
+            r_t, mres_t, scale_t, phi_t = sys_.residual(w_try, ls, sb_t, lb_t)
             if np.isfinite(phi_t) and (phi_t <= (1 - 1e-4 * alpha) * phi or mres_t <= 8 * EPS * scale_t):
                 break
             alpha *= 0.5
@@ -217,12 +221,12 @@ def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, b, h: float,
                 return w, stats
             raise NewtonFailure("line search failed")
         mres_prev = mres
-        w, mres, scale = w_try, mres_t, scale_t
-        lp, lj, lc, ls_new = sys_.scale(w)
+        w, mres, scale, sb, lb = w_try, mres_t, scale_t, sb_t, lb_t
+        lp, lj, lc, ls_new = sys_.scale(w, lb)
         with np.errstate(over="ignore", invalid="ignore"):
             r = r_t * np.exp(ls - ls_new)      # the same residual R, divided by the new row scales
         ls = ls_new
         phi = float(np.sqrt(np.sum(r * r)))
         if not np.isfinite(phi):               # a scale changed by more than e^700: evaluate afresh
-            r, mres, scale, phi = sys_.residual(w, ls)
+            r, mres, scale, phi = sys_.residual(w, ls, sb, lb)
     raise NewtonFailure(f"no convergence in {max_iter} iterations (mass residual {mres:.2e})")
