@@ -258,10 +258,13 @@ def tridiagonal_kernel(lower, upper, rhs, out):
         out[i] = d[i] - c[i] * out[i + 1]
 
 
-_FAST = {"reassoc", "contract", "arcp", "nsz"}  # vectorised sums; NaN/inf semantics kept
+# No fastmath here: with reassociation the rounding of a sum depends on how LLVM vectorises and
+# inlines it, which differs between a kernel compiled in-process and one loaded from the cache, so
+# two processes gave different last bits. Sums use four fixed accumulators instead (deterministic,
+# and nearly as fast).
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(cache=True)
 def _apply(cw, ce, cs, cn, x, out):
     """out = (I - C) x, matrix-free 5-point."""
     nx, ny = x.shape
@@ -279,21 +282,29 @@ def _apply(cw, ce, cs, cn, x, out):
             out[i, j] = v
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(cache=True)
 def _dot(a, b):
-    s = 0.0
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            s += a[i, j] * b[i, j]
-    return s
+    """sum a * b over C-ordered arrays with four interleaved accumulators (a fixed order)."""
+    x, y = a.reshape(-1), b.reshape(-1)
+    n = x.shape[0]
+    s0 = s1 = s2 = s3 = 0.0
+    m = n - n % 4
+    for k in range(0, m, 4):
+        s0 += x[k] * y[k]
+        s1 += x[k + 1] * y[k + 1]
+        s2 += x[k + 2] * y[k + 2]
+        s3 += x[k + 3] * y[k + 3]
+    for k in range(m, n):
+        s0 += x[k] * y[k]
+    return (s0 + s1) + (s2 + s3)
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(cache=True)
 def bicgstab_kernel(cw, ce, cs, cn, rhs, x, rtol, maxiter):
     """BiCGStab (van der Vorst) for (I - C) x = rhs, matrix-free; x is the start.
 
     The unit diagonal already is the Jacobi preconditioner. Returns the iteration count, or
-    -1 if ||r|| <= rtol ||rhs|| was not reached. Sequential loops: bitwise reproducible.
+    -1 if ||r|| <= rtol ||rhs|| was not reached. Fixed summation order: bitwise reproducible.
     """
     nx, ny = rhs.shape
     r = np.empty_like(rhs)
@@ -331,13 +342,11 @@ def bicgstab_kernel(cw, ce, cs, cn, rhs, x, rtol, maxiter):
         _apply(cw, ce, cs, cn, s, t)
         tt = _dot(t, t)
         omega = _dot(t, s) / tt if tt > 0.0 else 0.0
-        rn = 0.0
         for i in range(nx):
             for j in range(ny):
                 x[i, j] += alpha * p[i, j] + omega * s[i, j]
                 r[i, j] = s[i, j] - omega * t[i, j]
-                rn += r[i, j] * r[i, j]
-        if rn <= tol2:
+        if _dot(r, r) <= tol2:
             return it
         rho_old = rho
     return -1
