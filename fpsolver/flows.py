@@ -44,10 +44,11 @@ def softplus(x):
 
 
 def _log_softplus(x):
-    """log(log(1 + e^x)); equals x to round-off below x = -30 (where e^x may underflow)."""
+    """log(log(1 + e^x)); below x = -30 (where e^x may underflow) x - e^x / 2, whose next term
+    e^{2x}/24 is below round-off."""
     x = np.asarray(x, dtype=float)
     with np.errstate(divide="ignore"):
-        return np.where(x < -30.0, x, np.log(softplus(np.maximum(x, -30.0))))
+        return np.where(x < -30.0, x - 0.5 * np.exp(np.minimum(x, -30.0)), np.log(softplus(np.maximum(x, -30.0))))
 
 
 def _xmul(a, b):
@@ -106,7 +107,8 @@ def _log_expm1_of_log(lx):
     with np.errstate(divide="ignore"):
         mid = np.log(np.expm1(np.clip(x, 1e-300, 30.0)))
         big = x + np.log1p(-np.exp(-np.maximum(x, 30.0)))
-    return np.where(lx < -30.0, lx, np.where(x > 30.0, big, mid))
+    # log(e^x - 1) = log x + x/2 + x^2/24 + ...: below lx = -30 the first correction suffices
+    return np.where(lx < -30.0, lx + 0.5 * x, np.where(x > 30.0, big, mid))
 
 
 def _ns_w_of_beta(sign, lb):
@@ -122,6 +124,33 @@ def _ns_w_of_beta(sign, lb):
         if np.all(np.abs(step) <= 4e-16 * np.maximum(1.0, np.abs(w))):
             break
     return w
+
+
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(8)
+NEAR_ONE = 0.5
+
+
+def _f_near_one(log_p, w):
+    """f(e^w) = int_0^w expm1(w - r) p(r) dr  (f(u) = int_1^u (u - z) beta'(z)/z dz, z = e^r),
+    by 8-point Gauss-Legendre: to round-off for |w| <= NEAR_ONE, where the closed forms cancel."""
+    w = np.asarray(w, dtype=float)
+    r = 0.5 * w[..., None] * (_GL_NODES + 1.0)
+    return 0.5 * w * np.sum(_GL_WEIGHTS * np.expm1(w[..., None] - r) * np.exp(log_p(r)), axis=-1)
+
+
+def _preset_energy(far, log_p):
+    """rho_d f(u) from (L, l) = (log rho, log rho_d): the closed form ``far``, the quadrature of
+    :func:`_f_near_one` where |log u| <= NEAR_ONE, and 0 in a cell where rho and rho_d both vanish."""
+    def energy_log(L, l):
+        L, l = np.broadcast_arrays(np.asarray(L, dtype=float), np.asarray(l, dtype=float))
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            w = L - l
+            near = np.abs(w) <= NEAR_ONE
+            out = far(L, l)
+            if np.any(near):
+                out = np.where(near, np.exp(l) * _f_near_one(log_p, np.where(near, w, 0.0)), out)
+        return np.where((L == -np.inf) & (l == -np.inf), 0.0, out)
+    return energy_log
 
 
 def _rkl_energy(L, l):
@@ -187,14 +216,20 @@ class Flow:
     def energy(self, rho: Array, rho_d: Array, cell_volume: float, *, log_rho_d: Optional[Array] = None) -> float:
         """Discrete energy F = sum_i |K_i| rho_d,i f(u_i); never NaN, raises if f is unknown.
 
-        Pass ``log_rho_d`` where rho_d underflows (a narrow target): the integrand is then exact.
+        Pass ``log_rho_d`` where rho_d underflows (a narrow target); near u = 1 the integrand of the
+        presets is a quadrature of f'' = beta'/u, so it keeps its relative accuracy there too.
         """
-        if self.energy_log is None:
-            raise ValueError(f"flow {self.name!r} has no energy density")
         with np.errstate(divide="ignore"):
             L = np.log(np.asarray(rho, dtype=float))
             l = np.log(np.asarray(rho_d, dtype=float)) if log_rho_d is None else np.asarray(log_rho_d, float)
-        return float(np.sum(self.energy_log(L, l)) * cell_volume)
+        return self.energy_from_logs(L, l, cell_volume)
+
+    def energy_from_logs(self, log_rho: Array, log_rho_d: Array, cell_volume: float) -> float:
+        """F = sum_i |K_i| rho_d,i f(u_i) from log rho and log rho_d (inf where it overflows, never NaN)."""
+        if self.energy_log is None:
+            raise ValueError(f"flow {self.name!r} has no energy density")
+        with np.errstate(all="ignore"):
+            return float(np.sum(self.energy_log(log_rho, log_rho_d)) * cell_volume)
 
 
     def check_representable(self, log_rho0: Array, log_rho_d: Array, cell_volume: float) -> None:
@@ -205,9 +240,7 @@ class Flow:
         """
         if self.energy_log is None:
             return
-        with np.errstate(over="ignore"):
-            e = float(np.sum(self.energy_log(log_rho0, log_rho_d)) * cell_volume)
-        if not np.isfinite(e):
+        if not np.isfinite(self.energy_from_logs(log_rho0, log_rho_d, cell_volume)):
             w_max = float(np.max(np.asarray(log_rho0) - np.asarray(log_rho_d)))
             raise InputError(f"the {self.name} energy of the initial density overflows double precision "
                              f"(log(rho_0 / rho_d) reaches {w_max:.0f} inside the box): the flow is not "
@@ -225,8 +258,9 @@ PRESETS: dict[str, Flow] = {
         log_p=lambda w: _LOGHALF - softplus(-np.asarray(w, dtype=float)),
         w_of_beta=lambda sign, lb: _log_expm1_of_log(lb + _LOG2),
         # JS(rho, rho_d) = int 1/2 [rho log(2 rho / (rho + rho_d)) + rho_d log(2 rho_d / (rho + rho_d))]
-        energy_log=lambda L, l: 0.5 * (_xmul(np.exp(L), _LOG2 - softplus(l - L))
-                                       + _xmul(np.exp(l), _LOG2 - softplus(L - l))),
+        energy_log=_preset_energy(lambda L, l: 0.5 * (_xmul(np.exp(L), _LOG2 - softplus(l - L))
+                                                      + _xmul(np.exp(l), _LOG2 - softplus(L - l))),
+                                  lambda w: _LOGHALF - softplus(-w)),
         description="Jensen-Shannon (GAN Algorithm 1): beta = log(1+u)/2",
     ),
     "reverse-kl": Flow(
@@ -238,7 +272,7 @@ PRESETS: dict[str, Flow] = {
         log_p=lambda w: np.zeros_like(np.asarray(w, dtype=float)),
         w_of_beta=lambda sign, lb: sign * np.exp(lb),
         beta_positive=False,
-        energy_log=_rkl_energy,
+        energy_log=_preset_energy(_rkl_energy, np.zeros_like),
         description="KL(rho_d || rho): beta = log u (logarithmic diffusion for uniform rho_d)",
     ),
     "kl": Flow(
@@ -250,7 +284,7 @@ PRESETS: dict[str, Flow] = {
         log_p=lambda w: np.asarray(w, dtype=float) * 1.0,
         w_of_beta=lambda sign, lb: np.asarray(lb, dtype=float) * 1.0,
         # rho log(rho / rho_d) - rho + rho_d
-        energy_log=lambda L, l: _xmul(np.exp(L), L - l - 1.0) + np.exp(l),
+        energy_log=_preset_energy(lambda L, l: _xmul(np.exp(L), L - l - 1.0) + np.exp(l), lambda w: w),
         description="KL(rho || rho_d): beta = u (linear Langevin Fokker-Planck)",
     ),
     "chi2": Flow(
@@ -261,7 +295,7 @@ PRESETS: dict[str, Flow] = {
         beta_log=lambda w: _positive(2.0 * np.asarray(w, dtype=float)),
         log_p=lambda w: _LOG2 + 2.0 * np.asarray(w, dtype=float),
         w_of_beta=lambda sign, lb: 0.5 * np.asarray(lb, dtype=float),
-        energy_log=_chi2_energy,
+        energy_log=_preset_energy(_chi2_energy, lambda w: _LOG2 + 2.0 * w),
         description="Pearson chi^2: beta = u^2 (porous-medium-like)",
     ),
     "non-saturating": Flow(
@@ -273,8 +307,9 @@ PRESETS: dict[str, Flow] = {
         log_p=lambda w: 2.0 * np.asarray(w, dtype=float) - softplus(w),
         w_of_beta=_ns_w_of_beta,
         # 2 KL(M || rho_d), M = (rho + rho_d)/2: (rho_d + rho) (log((rho_d + rho) / rho_d) - log 2) - rho + rho_d
-        energy_log=lambda L, l: (_xmul(np.exp(np.logaddexp(L, l)), softplus(L - l) - _LOG2)
-                                 - np.exp(L) + np.exp(l)),
+        energy_log=_preset_energy(lambda L, l: (_xmul(np.exp(np.logaddexp(L, l)), softplus(L - l) - _LOG2)
+                                                - np.exp(L) + np.exp(l)),
+                                  lambda w: 2.0 * w - softplus(w)),
         description="non-saturating GAN loss: beta = u - log(1+u)",
     ),
 }

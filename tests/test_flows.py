@@ -183,6 +183,26 @@ def test_discrete_energy_helper():
         custom_flow(np.log, lambda u: 1 / u, name="x").energy(rho, rho_d, 0.5)
 
 
+_EXACT_F = {
+    "js": lambda u: (u * u.ln() - (1 + u) * (1 + u).ln() + (1 + u) * Decimal(2).ln()) / 2,
+    "reverse-kl": lambda u: u - 1 - u.ln(),
+    "kl": lambda u: u * u.ln() - u + 1,
+    "chi2": lambda u: (u - 1) ** 2,
+    "non-saturating": lambda u: (1 + u) * ((1 + u) / 2).ln() - (u - 1),
+}
+
+
+@pytest.mark.parametrize("flow", FLOWS)
+def test_energy_density_keeps_its_relative_accuracy_near_one(flow):
+    """f(u) against 80-digit decimal arithmetic, from u = 1 +- 1e-9 (where the closed forms cancel
+    to zero) to u = 100 and 1e-4: relative error <= 32 eps."""
+    u = np.concatenate([1 + np.array([1e-9, -1e-9, 1e-6, -1e-6, 1e-3, 0.3, -0.3, 0.6, -0.5]), [1e-4, 1e2]])
+    with localcontext() as ctx:
+        ctx.prec = 80
+        exact = np.array([float(_EXACT_F[flow](Decimal(float(x)))) for x in u])
+    np.testing.assert_allclose(PRESETS[flow].energy_density(u), exact, rtol=32 * EPS, atol=0)
+
+
 @pytest.mark.parametrize("flow", FLOWS)
 def test_energy_is_never_nan_where_rho_d_underflows(flow):
     """rho_d = 0 (underflowed) in a cell holding mass: the integrand's limit (finite for js,
@@ -192,6 +212,7 @@ def test_energy_is_never_nan_where_rho_d_underflows(flow):
     rho, rho_d = np.array([0.5, 0.5, 1e-300]), np.array([0.5, 0.0, 0.5])
     e = fl.energy(rho, rho_d, 1.0)
     assert not np.isnan(e)
+    assert fl.energy(np.array([0.5, 0.0]), np.array([0.5, 0.0]), 1.0) == 0.0   # an empty cell of both
     assert np.isfinite(e) == (flow in ("js", "reverse-kl"))
     e_log = fl.energy(rho, rho_d, 1.0, log_rho_d=np.log([0.5, 1e-300, 0.5]) - np.array([0.0, 1000.0, 0.0]))
     assert np.isfinite(e_log) or flow == "chi2"

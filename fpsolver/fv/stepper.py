@@ -40,6 +40,7 @@ class RunState:
     saved_t: list = field(default_factory=list)
     saved_rho: list = field(default_factory=list)
     newton_iterations: list = field(default_factory=list)
+    mass_residuals: list = field(default_factory=list)   # per step: sum over its resolvents of sum_i |R_i|
     mass: list = field(default_factory=list)
     energy: list = field(default_factory=list)
     rejected_steps: int = 0
@@ -62,6 +63,7 @@ class CrandallLiggett:
     def _resolvent(self, w_start, rhs, h, state: RunState):
         w, st = backward_euler_step(self.op, self.flow, w_start, rhs, h, rtol=self.rtol, linear=self.linear)
         state.newton_iterations[-1] += st.iterations
+        state.mass_residuals[-1] += st.mass_residual
         state.linear_iterations += st.linear_iterations
         return w
 
@@ -97,6 +99,7 @@ class CrandallLiggett:
         """Advance ``state`` by one step dt."""
         t0 = state.n * self.dt
         state.newton_iterations.append(0)
+        state.mass_residuals.append(0.0)
         w = state.w
         # Newton starts from the linear extrapolation of the last two steps, its increment
         # clipped per cell: far-tail cells barely enter the mass residual, so an unbounded
@@ -124,13 +127,8 @@ class CrandallLiggett:
         rho = self.op.rho(state.w)
         state.mass.append(float(np.sum(rho) * self.op.volume))
         if self.flow.has_energy:
-            state.energy.append(energy_of(self.op, self.flow, state.w))
-
-
-def energy_of(op: FVOperator, flow: Flow, w: np.ndarray) -> float:
-    """F = sum_i V rho_d,i f(u_i) from w and log rho_d (inf where it is not representable)."""
-    with np.errstate(over="ignore"):
-        return float(np.sum(flow.energy_log(op.log_rho_d + w, op.log_rho_d)) * op.volume)
+            state.energy.append(self.flow.energy_from_logs(self.op.log_rho_d + state.w, self.op.log_rho_d,
+                                                           self.op.volume))
 
 
 def crandall_liggett(op: FVOperator, flow, w0: np.ndarray, dt: float, save_steps, *,
@@ -189,6 +187,7 @@ def solve_case(case, *, scheme: Optional[str] = None, rtol: float = 1e-15, linea
         "source": case.source, "flow": case.flow, "scheme": scheme, "dt": case.dt,
         "grid": case.grid.to_dict(), "newton_rtol": rtol, "linear_solver": linear,
         "steps": state.n, "newton_iterations": state.newton_iterations,
+        "newton_mass_residual": state.mass_residuals,
         "linear_iterations": state.linear_iterations, "rejected_steps": state.rejected_steps,
         "mass": state.mass, "energy": state.energy,
         "mass_error": float(np.max(np.abs(mass - mass[0])) / mass[0]),
@@ -219,6 +218,7 @@ def save_checkpoint(path, state: RunState, case, scheme: str) -> None:
             "n": state.n, "rejected_steps": state.rejected_steps,
             "linear_iterations": state.linear_iterations, "wall_time": state.wall_time,
             "saved_t": state.saved_t, "newton_iterations": state.newton_iterations,
+            "mass_residuals": state.mass_residuals,
             "mass": state.mass, "energy": state.energy}
     arrays = {"meta": np.array(json.dumps(head)), "w": state.w, "saved_rho": np.stack(state.saved_rho)}
     if state.w_prev is not None:
@@ -245,6 +245,7 @@ def load_checkpoint(path, case, scheme: str, shape) -> RunState:
         raise InputError(f"{path}: checkpoint state does not match the grid")
     return RunState(n=int(head["n"]), w=w, w_prev=w_prev, saved_t=list(head["saved_t"]),
                     saved_rho=[r.reshape(shape) for r in saved],
-                    newton_iterations=list(head["newton_iterations"]), mass=list(head["mass"]),
+                    newton_iterations=list(head["newton_iterations"]),
+                    mass_residuals=list(head["mass_residuals"]), mass=list(head["mass"]),
                     energy=list(head["energy"]), rejected_steps=int(head["rejected_steps"]),
                     linear_iterations=int(head["linear_iterations"]), wall_time=float(head["wall_time"]))

@@ -4,15 +4,15 @@ Backward Euler on the finite-volume scheme (MATH.md section 3) has, for every pr
 step size, exactly conserved mass (flux form; what is left is the Newton residual), rho > 0
 (the unknown is log u) and a non-increasing discrete energy F^n = sum_i |K_i| rho_d,i f(u_i^n).
 Checks per preset: the largest relative energy change per step, max_n (F^{n+1} - F^n) / F^n,
-must not exceed N eps (N cells: the worst-case rounding error of the recursive sum that
-computes F); the relative mass error after n steps must be <= n N eps (each step changes the mass by
-the Newton residual, which stops at the rounding floor of summing N cells' terms, N eps relative in
-the worst case, and the steps add up); min rho > 0.
+must not exceed (N + 64) eps (N cells: the worst-case rounding of the recursive sum that computes
+F; 64 eps: twice the tested accuracy of each cell's f); the mass after n steps must differ from
+the initial mass by at most the Newton residuals sum_k sum_i |R_i^k| of those steps (the flux
+form conserves mass exactly, so that is all a step can change) plus the rounding 2 N eps M of the
+two mass sums; min rho > 0.
 
 1D: the demo case (rho_0 = N(1, 0.5^2) against the bimodal target: u ~ e^-37 at the left wall,
 where the degenerate presets chi2 and non-saturating, beta'(0) = 0, barely move). 2D: rho_0 with
-tails comparable to rho_d's (log u within about +-20; far larger ratios make chi2's
-beta(u) = u^2 overflow the Newton iteration).
+tails comparable to rho_d's (log u within about +-20).
 """
 from __future__ import annotations
 
@@ -53,7 +53,10 @@ def run_preset(spec: dict, flow: str, dt: float, T: float):
     res = solve_case(case)
     mass = np.array(res.meta["mass"])
     min_rho = res.rho.reshape(len(res.t), -1).min(axis=1)
-    return case, res.t, np.array(res.meta["energy"]), np.abs(mass - mass[0]) / mass[0], min_rho
+    # what theory allows the mass to move by: the Newton residuals so far, plus the sums' rounding
+    allowed = (np.concatenate([[0.0], np.cumsum(res.meta["newton_mass_residual"])])
+               + 2 * case.grid.size * EPS * mass[0]) / mass[0]
+    return case, res.t, np.array(res.meta["energy"]), np.abs(mass - mass[0]) / mass[0], min_rho, allowed
 
 
 def study_energy(quick: bool, out_dir: str) -> dict:
@@ -63,13 +66,12 @@ def study_energy(quick: bool, out_dir: str) -> dict:
     checks, rows = [], []
     for dim, spec, dt, T in _cases(quick):
         for flow in PRESETS:
-            case, t, energy, mass_err, min_rho = run_preset(spec, flow, dt, T)
+            case, t, energy, mass_err, min_rho, allowed = run_preset(spec, flow, dt, T)
             rel_change = np.max(np.diff(energy) / energy[:-1])
-            bound = case.grid.size * EPS
+            bound = (case.grid.size + 64) * EPS
             checks.append(C.check(f"max relative energy change per step, {dim} {flow}", rel_change, bound, rule="le"))
-            mass_bound = (len(t) - 1) * case.grid.size * EPS
-            checks.append(C.check(f"relative mass error, {dim} {flow} (n steps x N cells x eps)", mass_err.max(),
-                                  mass_bound, rule="le"))
+            checks.append(C.check(f"mass error over what the Newton residuals and rounding allow, {dim} {flow}",
+                                  float(np.max(mass_err / allowed)), 1.0, rule="le"))
             checks.append(C.check(f"min rho over all steps, {dim} {flow}", min_rho.min(), 0.0, rule="gt"))
             rows.append([dim, flow, C.fmt(dt), len(t) - 1, C.fmt(energy[0]), C.fmt(energy[-1]),
                          C.fmt(rel_change), C.fmt(mass_err.max()), C.fmt(min_rho.min())])
@@ -83,7 +85,7 @@ def study_energy(quick: bool, out_dir: str) -> dict:
     axes[0, 0].legend(fontsize=6, ncol=1)
     C.style_axes(axes[0, 1], r"time $t$", r"$|M(t) - M(0)| / M(0)$", "mass error")
     axes[0, 1].set_yscale("log")
-    axes[0, 1].plot(t, np.arange(len(t)) * case.grid.size * EPS, "k:", lw=1.0, label=r"bound $n N \varepsilon$")
+    axes[0, 1].plot(t, allowed, "k:", lw=1.0, label=r"Newton residuals + $2N\varepsilon$ (last run)")
     axes[0, 1].legend(fontsize=6)
     C.style_axes(axes[0, 2], r"time $t$", r"$\min_x \rho(t, x)$", "positivity")
     axes[0, 2].set_yscale("log")
