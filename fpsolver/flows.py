@@ -183,6 +183,7 @@ class Flow:
     w_of_beta: Callable[[Array, Array], Array]
     energy_log: Optional[Callable[[Array, Array], Array]] = None
     beta_positive: bool = True      # beta maps u > 0 onto (0, inf) (beta(0+) = 0); else onto R
+    w_limit: float = np.inf          # |log u| up to which the log-space forms hold (tabulated flows)
     d2beta: Optional[Callable[[Array], Array]] = None
     description: str = field(default="", compare=False)
 
@@ -238,6 +239,10 @@ class Flow:
         (chi2 from a broad start onto a narrow target: int rho_0^2 / rho_d ~ e^{hundreds}; the
         flow, its velocity -2 grad(rho / rho_d) and its energy are then not defined in floating point.)
         """
+        w_max = float(np.max(np.abs(np.asarray(log_rho0) - np.asarray(log_rho_d))))
+        if w_max > self.w_limit:    # u obeys a maximum principle: the initial range is the run's range
+            raise InputError(f"flow {self.name!r} is tabulated for |log(rho / rho_d)| <= {self.w_limit:g}, "
+                             f"and the initial density reaches {w_max:.0f}")
         if self.energy_log is None:
             return
         if not np.isfinite(self.energy_from_logs(log_rho0, log_rho_d, cell_volume)):

@@ -8,11 +8,14 @@ with h' > 0. Substituting t = log r = -w (w = log u) gives the PDE family of sec
 
 The integral is taken from -inf where it converges there (then beta > 0, and tail cells do
 not cancel: beta(e^w) is tiny, not a difference of two O(1) numbers), from 0 otherwise (then
-beta(1) = 0 and beta < 0 below u = 1, as for reverse-kl). It is tabulated once by 8-point
-Gauss-Legendre panels of width 1/4 on [-S, S] (S = 2500, beyond every ratio a double can
-hold in a density), accumulated in log space (log-sum-exp), and evaluated at any w by the
-table entry of its panel plus the same rule on the rest of the panel: to round-off for a
-smooth h'. The inverse (Newton updates in s = beta(u)) brackets w by the table and finishes
+beta(1) = 0 and beta < 0 below u = 1, as for reverse-kl). Convergence at -inf is decided from
+the table's end: the integrand at s = -S below e^-60 (it decays like e^s h'(-s); the part
+beyond -S is then below round-off of every tabulated value). It is tabulated once by 8-point
+Gauss-Legendre panels of width 1/4 on [-S, S] (S = 2500 by default), accumulated in log space
+(log-sum-exp), and evaluated at any w by the table entry of its panel plus the same rule on
+the rest of the panel: to round-off for a smooth h'. Beyond |w| = S the forms are NaN, and the
+solvers refuse, with one line, an initial density whose |log(rho_0 / rho_d)| exceeds S
+(``Flow.w_limit``; u obeys a maximum principle, so the run stays within the initial range). The inverse (Newton updates in s = beta(u)) brackets w by the table and finishes
 by Newton on log|beta|. No energy is reported (f is a second quadrature; not needed by the
 solvers).
 
@@ -92,7 +95,7 @@ def flow_from_hprime(hprime: Callable, *, log_hprime: Optional[Callable] = None,
     t = np.linspace(-50.0, 50.0, 201)
     if not np.all(np.exp(_log_integrand(log_h, -t) + t) > 0):
         raise ValueError("flow_from_hprime: h' must be positive on the real line")
-    from_minus_inf = bool(_log_integrand(log_h, np.array([-S_MAX]))[0] - S_MAX * 0 < -60.0)
+    from_minus_inf = bool(_log_integrand(log_h, np.array([-S_MAX]))[0] < -60.0)
     if from_minus_inf:
         up = _Table(log_h, -S_MAX, S_MAX)
         down = None
@@ -100,12 +103,16 @@ def flow_from_hprime(hprime: Callable, *, log_hprime: Optional[Callable] = None,
         up, down = _Table(log_h, 0.0, S_MAX), _Table(log_h, 0.0, -S_MAX)
 
     def beta_log(w):
-        w = np.clip(np.asarray(w, dtype=float), -S_MAX, S_MAX)
+        w = np.asarray(w, dtype=float)
+        inside = np.abs(w) <= S_MAX                   # beyond the table: not defined (NaN)
+        w = np.where(inside, w, 0.0)
         if down is None:
-            return np.ones_like(w), up.log_integral(log_h, w)[0]
-        lu, _ = up.log_integral(log_h, np.maximum(w, 0.0))
-        ld, _ = down.log_integral(log_h, np.minimum(w, 0.0))
-        return np.sign(w), np.where(w >= 0, lu, ld)
+            sign, lb = np.ones_like(w), up.log_integral(log_h, w)[0]
+        else:
+            lu, _ = up.log_integral(log_h, np.maximum(w, 0.0))
+            ld, _ = down.log_integral(log_h, np.minimum(w, 0.0))
+            sign, lb = np.sign(w), np.where(w >= 0, lu, ld)
+        return np.where(inside, sign, np.nan), np.where(inside, lb, np.nan)
 
     def log_p(w):
         return _log_integrand(log_h, w)
@@ -148,4 +155,5 @@ def flow_from_hprime(hprime: Callable, *, log_hprime: Optional[Callable] = None,
         return np.asarray(hprime(-np.log(np.asarray(u, dtype=float))), dtype=float)
 
     return Flow(name, beta, dbeta, beta_log=beta_log, log_p=log_p, w_of_beta=w_of_beta,
-                beta_positive=from_minus_inf, description=description or f"{name}: beta'(u) = h'(-log u)")
+                beta_positive=from_minus_inf, w_limit=S_MAX,
+                description=description or f"{name}: beta'(u) = h'(-log u)")

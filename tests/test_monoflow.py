@@ -58,6 +58,18 @@ def test_h_that_overflows_needs_its_logarithm():
         flow_from_hprime(lambda t: np.exp(t))
 
 
+def test_ratios_beyond_the_table_are_refused_not_clipped():
+    """|log u| > 2500 (e.g. a target N(0, 0.08^2) on [-6, 6]): NaN from the forms, and the solvers'
+    start-up check refuses the initial density with one line."""
+    from fpsolver.errors import InputError
+    h, lh = HPRIME["js"]
+    fl = flow_from_hprime(h, log_hprime=lh)
+    sign, lb = fl.beta_log(np.array([-2600.0, 0.3, 2600.0]))
+    assert np.isnan(lb[[0, 2]]).all() and np.isfinite(lb[1])
+    with pytest.raises(InputError, match="tabulated for"):
+        fl.check_representable(np.array([0.0, -2800.0]), np.zeros(2), 1.0)
+
+
 def test_decreasing_h_is_refused():
     with pytest.raises(ValueError, match="backward diffusion"):
         flow_from_hprime(lambda t: -np.ones_like(t))
