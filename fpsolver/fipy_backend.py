@@ -34,8 +34,9 @@ Nonlinear solve, as FiPy users do it: Picard sweeps. Each sweep evaluates beta'(
 current iterate and calls ``eq.sweep``; FiPy returns the residual L(x) x - b(x) of the
 iterate x it was given (the coefficients were evaluated at x, so this is the nonlinear residual
 R(x)). Sweeps stop when the mass residual sum_i |R_i| (times dt, relative to the mass of the
-right-hand side) is <= ``sweep_tol`` (default 1e-10, the criterion of the Newton ``rtol`` of
-:mod:`fpsolver.fv`), and that iterate is returned. Failing to get there in ``max_sweeps`` sweeps,
+right-hand side) is <= ``sweep_tol`` (default 1e-10: the same mass-residual criterion as the
+Newton ``rtol`` of :mod:`fpsolver.fv`, whose own default is round-off, 1e-15; the cross-checks
+compare the two at 1e-10), and that iterate is returned. Failing to get there in ``max_sweeps`` sweeps,
 a non-finite iterate, or a non-positive one raises :class:`~fpsolver.errors.SolverError` (no NaN
 is ever written).
 
@@ -70,7 +71,7 @@ from . import __version__
 from .errors import InputError, SolverError
 from .result import Result
 
-SWEEP_TOL = 1e-10    # relative mass residual of the accepted iterate (as fpsolver.fv's rtol)
+SWEEP_TOL = 1e-10    # relative mass residual of the accepted iterate (fpsolver.fv's rtol at 1e-10)
 MAX_SWEEPS = 60
 LINEAR_TOL = 1e-14   # LU refinement target, 'RHS' criterion: far below SWEEP_TOL
 MAX_EXTRAPOLATION = 2.0  # cap on |log(u^n / u^{n-1})| in the starting guess

@@ -167,8 +167,10 @@ def test_kl_wall_solution_order_in_time(scheme, order):
 
 @pytest.mark.parametrize("dim", [1, 2])
 def test_barenblatt_converges_with_the_guaranteed_order(dim):
+    """Backward Euler with dt ~ h^2: the exact L1-contractive resolvent, so order >= 1 is a theorem
+    (fpsolver.studies.external); 1D on 50..400 cells, 2D on 16^2..64^2."""
     s = X.barenblatt_setups(quick=True)[dim - 1]
-    runs = [X.barenblatt_run(s, n) for n in s.cells]
+    runs = [X.barenblatt_run(s, n, scheme="backward-euler") for n in s.cells[:4 if dim == 1 else 3]]
     h = np.array([r["grid"].spacing[0] for r in runs])
     errs = np.array([r["errors"] for r in runs])
     assert np.all(errs[1:] < errs[:-1])

@@ -50,7 +50,10 @@ class PDEVelocity:
 
     def flux(self, rho: np.ndarray) -> list:
         """J per axis on the interior faces: -rho_d,f (beta(u_j) - beta(u_i)) / h, in log space
-        (u = rho / rho_d may not be representable; rho underflowing to 0 is floored at 1e-300)."""
+        (u = rho / rho_d may not be representable). A Result stores rho, not log rho, so where rho
+        underflowed to 0 its log is floored at log(1e-300): the flux there is that of a cell holding
+        1e-300, and the face velocity is set to 0 where the face density is below 1e-290 (no mass
+        to move)."""
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # cleared below
             sign, lb = self.flow.beta_log(np.log(np.maximum(rho, 1e-300)) - self.log_rho_d)
             out = []
