@@ -31,7 +31,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 Array = np.ndarray
 _LOG2 = float(np.log(2.0))

@@ -1,0 +1,12 @@
+"""The flows fpsolver solves: Wasserstein gradient flows d_t rho = div(rho grad dF/drho) of an energy F.
+
+One module per family of energies:
+
+- :mod:`.local` -- the f-divergence family of MATH.md section 2, dF/drho = f'(rho / rho_d), as
+  the PDE d_t rho = div(rho_d grad beta(u)) with its presets (js, kl, reverse-kl, chi2,
+  non-saturating), in log space for any density ratio; :mod:`fpsolver.monoflow` builds members
+  from MonoFlow's h' alone.
+
+The solvers import what they need from here.
+"""
+from .local import (DEFAULT_FLOW, PRESETS, Flow, custom_flow, get_flow, softplus)  # noqa: F401
