@@ -20,6 +20,8 @@ from .flows import PRESETS
 from .grid import Grid
 
 SCHEMES = ("backward-euler", "bdf2")
+KERNEL_FLOWS = ("mmd",)                 # energies with a nonlocal potential (fpsolver.flows.kernel)
+TRANSPORT_SCHEMES = ("muscl", "upwind")  # their explicit transport scheme (fpsolver.fv.transport)
 DENSITY_KINDS = ("gaussian", "gaussian_mixture", "uniform", "samples", "grid")
 MAX_CELLS = 50_000_000
 _KDE_RESOLVED = 1e-13  # KDE values below this fraction of the maximum are FFT round-off
@@ -92,7 +94,7 @@ class Case:
         target = _parse_density(data["target"], "target", grid, base_dir)
         initial = _parse_density(data["initial"], "initial", grid, base_dir)
         flow = _parse_flow(data["flow"])
-        dt, save_times, scheme = _parse_time(data["time"])
+        dt, save_times, scheme = _parse_time(data["time"], TRANSPORT_SCHEMES if flow in KERNEL_FLOWS else SCHEMES)
         data["time"]["scheme"] = scheme
         data["time"]["save_times"] = list(save_times)
         case = cls(grid, target, initial, flow, dt, save_times, scheme, data, source)
@@ -275,11 +277,32 @@ def _load_npy(spec, key, base_dir) -> np.ndarray:
 
 
 def _parse_flow(spec) -> str:
-    _table(spec, "flow", {"kind"}, required=True)
-    return _choice(spec["kind"], "flow.kind", tuple(PRESETS))
+    """The flow's kind; a kernel flow's sub-tables are validated here (MATH.md section 9)."""
+    _table(spec, "flow", {"kind"}, required=True, optional=("kernel", "noise", "critic"))
+    kind = _choice(spec["kind"], "flow.kind", tuple(PRESETS) + KERNEL_FLOWS)
+    extra = [k for k in ("kernel", "noise", "critic") if k in spec]
+    if kind not in KERNEL_FLOWS:
+        if extra:
+            raise CaseError(f"flow.{extra[0]}", f"only for the kernel flows ({', '.join(KERNEL_FLOWS)})")
+        return kind
+    if "kernel" not in spec:
+        raise CaseError("flow.kernel", "missing (e.g. kind = \"gaussian\", sigma = 1.0)")
+    _table(spec["kernel"], "flow.kernel", {"kind", "sigma"}, required=True)
+    _choice(spec["kernel"]["kind"], "flow.kernel.kind", ("gaussian",))
+    _number(spec["kernel"]["sigma"], "flow.kernel.sigma", positive=True)
+    if "noise" in spec:
+        _table(spec["noise"], "flow.noise", {"level", "until"}, required=True)
+        if _number(spec["noise"]["level"], "flow.noise.level") < 0:
+            raise CaseError("flow.noise.level", f"must be >= 0 (got {spec['noise']['level']!r})")
+        _number(spec["noise"]["until"], "flow.noise.until", positive=True)
+    if "critic" in spec:
+        _table(spec["critic"], "flow.critic", {"kind", "lambda"}, required=True)
+        _choice(spec["critic"]["kind"], "flow.critic.kind", ("sobolev",))
+        _number(spec["critic"]["lambda"], "flow.critic.lambda", positive=True)
+    return kind
 
 
-def _parse_time(spec):
+def _parse_time(spec, schemes=SCHEMES):
     _table(spec, "time", {"dt", "save_times"}, required=True, optional=("scheme",))
     dt = float(_number(spec["dt"], "time.dt", positive=True))
     st = spec["save_times"]
@@ -295,7 +318,7 @@ def _parse_time(spec):
             raise CaseError(f"time.save_times[{i}]", f"{t} is not a multiple of dt = {dt}")
     if round(times[-1] / dt) > 10_000_000:
         raise CaseError("time.dt", f"{round(times[-1] / dt):,} steps to t = {times[-1]}; use a larger dt")
-    scheme = _choice(spec.get("scheme", "backward-euler"), "time.scheme", SCHEMES)
+    scheme = _choice(spec.get("scheme", schemes[0]), "time.scheme", schemes)
     return dt, tuple(float(t) for t in times), scheme
 
 

@@ -83,6 +83,11 @@ def summary_density(res, out: str) -> str:
     e = m.get("energy") or []
     if e:
         lines.append(f"  energy           {e[0]:.6g} -> {e[-1]:.6g}")
+    if "dt_taken" in m:
+        d = m["dt_taken"]
+        lines.append(f"  CFL steps        dt from {d['min']:.3g} to {d['max']:.3g} (median {d['median']:.3g})")
+    if "wall_mass" in m:
+        lines.append(f"  wall mass        {m['wall_mass'][-1]:.3e} at t = {res.t[-1]:g} (cells touching a wall)")
     its = m.get("newton_iterations") or m.get("sweeps") or []
     if its:
         lines.append(f"  iterations/step  mean {sum(its) / len(its):.2f}, max {max(its)}")
@@ -139,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("case", help="case file (TOML)")
     s.add_argument("--out", required=True, help="result file (.npz)")
     s.add_argument("--backend", choices=("fv", "fipy"), default="fv")
-    s.add_argument("--scheme", choices=("backward-euler", "bdf2"))
+    s.add_argument("--scheme", choices=("backward-euler", "bdf2", "muscl", "upwind"),
+                   help="backward-euler | bdf2 (local flows); muscl | upwind (kernel flows)")
     s.add_argument("--dt", type=_positive)
     s.add_argument("--cells", type=_cells, help="N or N,M")
     s.add_argument("--quiet", action="store_true")

@@ -171,7 +171,16 @@ def crandall_liggett(op: FVOperator, flow, w0: np.ndarray, dt: float, save_steps
 def solve_case(case, *, scheme: Optional[str] = None, rtol: float = 1e-15, linear: str = "auto",
                progress: Callable = None, checkpoint_path: Optional[str] = None,
                checkpoint_every: float = 60.0, resume: Optional[str] = None) -> Result:
-    """Solve a :class:`~fpsolver.case.Case` with the finite-volume solver; return a Result."""
+    """Solve a :class:`~fpsolver.case.Case` with the finite-volume solver; return a Result.
+
+    Local flows (MATH.md section 2) take the implicit Crandall-Liggett scheme; kernel flows
+    (``kind = "mmd"``, section 9) the explicit transport scheme of :mod:`.kernel_solve`.
+    """
+    if case.flow == "mmd":
+        if checkpoint_path or resume:
+            raise InputError("--checkpoint/--resume: not available for the kernel (mmd) flows")
+        from .kernel_solve import solve_case_transport
+        return solve_case_transport(case, progress=progress)
     scheme = scheme or case.scheme
     target, initial = case.discretised()
     op = FVOperator.build(case.grid, target)

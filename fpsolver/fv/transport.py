@@ -281,6 +281,8 @@ def _advance(rho, potential, grid, remaining, order, scheme, cfl, dt_max):
     """One step of at most ``remaining``; a stage-2 CFL violation shrinks dt to cfl / rate_2."""
     phi = evaluate_potential(potential, rho, grid)
     dt = min(cfl_step(face_velocities(phi, grid), grid, order, cfl), dt_max, remaining)
+    if remaining <= dt * (1.0 + 1e-9):    # no sliver step from rounded sums of dt before a save time
+        dt = remaining
     for _ in range(40):
         try:
             return transport_step(rho, potential, grid, dt, order, scheme, phi=phi), dt
@@ -291,15 +293,15 @@ def _advance(rho, potential, grid, remaining, order, scheme, cfl, dt_max):
 
 def transport_run(rho0: np.ndarray, potential: Potential, grid: Grid, save_times: Sequence[float], *,
                   order: int = 2, scheme: Optional[str] = None, cfl: Optional[float] = None,
-                  dt_max: Optional[float] = None,
-                  progress: Optional[Callable] = None) -> tuple[list[np.ndarray], np.ndarray, float]:
+                  dt_max: Optional[float] = None, progress: Optional[Callable] = None,
+                  observe: Optional[Callable] = None) -> tuple[list[np.ndarray], np.ndarray, float]:
     """Integrate d rho/dt = div(rho grad phi[rho]) from t = 0 and return (rho at each save time,
     the dts taken, wall time in s).
 
     Each dt is the CFL step of the current velocities (``cfl_step``; default C = 0.9 * limit),
     capped by ``dt_max`` and shortened to land exactly on the next save time. ``scheme`` defaults
     to forward Euler for order 1 and SSP-RK2 for order 2. ``progress(saved_so_far, info)`` is
-    called after every step.
+    called after every step, ``observe(t, rho)`` at t = 0 and after every step (energies, masses).
     """
     _check_order(order)
     scheme = scheme or ("euler" if order == 1 else "ssp-rk2")
@@ -314,6 +316,8 @@ def transport_run(rho0: np.ndarray, potential: Potential, grid: Grid, save_times
         raise ValueError("rho0 has negative values: the scheme transports a non-negative density")
     times = _check_times(save_times)
     start, t, saved, dts = time.perf_counter(), 0.0, [], []
+    if observe is not None:
+        observe(0.0, rho)
     for t_save in times:
         while t < t_save:
             rho, dt = _advance(rho, potential, grid, t_save - t, order, scheme, cfl,
@@ -322,6 +326,8 @@ def transport_run(rho0: np.ndarray, potential: Potential, grid: Grid, save_times
                 raise RuntimeError(f"transport_run: dt = {dt:.3g} no longer advances t = {t:.6g}")
             t = t_save if dt == t_save - t else t + dt
             dts.append(dt)
+            if observe is not None:
+                observe(t, rho)
             if progress is not None:
                 progress(len(saved), f"t={t:.4g} dt={dt:.3g}")
         saved.append(rho.copy())

@@ -37,6 +37,9 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
     KDE grid (default: :func:`~.interacting.default_kde_grid`, the case grid refined to at
     least 3 cells per bandwidth).
     """
+    if case.flow == "mmd":
+        raise InputError("flow 'mmd': the particle solver does not run kernel flows yet; "
+                         "use `fpsolver solve` (the grid transport solver)")
     _check_options(case, n, seed, bandwidth, integrator, mode, pde, save_positions)
     target, initial = case.discretised()
     get_flow(case.flow).check_representable(initial.log_cells, target.log_cells, case.grid.cell_volume)
