@@ -5,7 +5,10 @@ One module per family of energies:
 - :mod:`.local` -- the f-divergence family of MATH.md section 2, dF/drho = f'(rho / rho_d), as
   the PDE d_t rho = div(rho_d grad beta(u)) with its presets (js, kl, reverse-kl, chi2,
   non-saturating), in log space for any density ratio; :mod:`fpsolver.monoflow` builds members
-  from MonoFlow's h' alone.
+  from MonoFlow's h' alone;
+- :mod:`.kernel` -- the MMD family of section 9, dF/drho = k * (rho - rho_d) (Gaussian kernel,
+  noise smoothing, the kernel-Sobolev critic), solved by the transport scheme of
+  :mod:`fpsolver.fv.transport`.
 
 The solvers import what they need from here.
 """
