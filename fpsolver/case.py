@@ -16,11 +16,11 @@ import numpy as np
 
 from .densities import Density, GaussianMixture, GridDensity, SampleDensity, Uniform, discretise
 from .errors import CaseError
-from .flows import PRESETS
+from .flows import NONLOCAL_FLOWS, PRESETS
 from .grid import Grid
 
 SCHEMES = ("backward-euler", "bdf2")
-KERNEL_FLOWS = ("mmd",)                 # energies with a nonlocal potential (fpsolver.flows.kernel)
+KERNEL_FLOWS = tuple(NONLOCAL_FLOWS)     # energies with a nonlocal potential (fpsolver.flows)
 TRANSPORT_SCHEMES = ("muscl", "upwind")  # their explicit transport scheme (fpsolver.fv.transport)
 DENSITY_KINDS = ("gaussian", "gaussian_mixture", "uniform", "samples", "grid")
 MAX_CELLS = 50_000_000
@@ -278,27 +278,18 @@ def _load_npy(spec, key, base_dir) -> np.ndarray:
 
 def _parse_flow(spec) -> str:
     """The flow's kind; a kernel flow's sub-tables are validated here (MATH.md section 9)."""
-    _table(spec, "flow", {"kind"}, required=True, optional=("kernel", "noise", "critic"))
+    tables = sorted(set().union(*(m.SPEC_KEYS for m in NONLOCAL_FLOWS.values())))
+    _table(spec, "flow", {"kind"}, required=True, optional=tables)
     kind = _choice(spec["kind"], "flow.kind", tuple(PRESETS) + KERNEL_FLOWS)
-    extra = [k for k in ("kernel", "noise", "critic") if k in spec]
+    extra = [k for k in tables if k in spec]
     if kind not in KERNEL_FLOWS:
         if extra:
             raise CaseError(f"flow.{extra[0]}", f"only for the kernel flows ({', '.join(KERNEL_FLOWS)})")
         return kind
-    if "kernel" not in spec:
-        raise CaseError("flow.kernel", "missing (e.g. kind = \"gaussian\", sigma = 1.0)")
-    _table(spec["kernel"], "flow.kernel", {"kind", "sigma"}, required=True)
-    _choice(spec["kernel"]["kind"], "flow.kernel.kind", ("gaussian",))
-    _number(spec["kernel"]["sigma"], "flow.kernel.sigma", positive=True)
-    if "noise" in spec:
-        _table(spec["noise"], "flow.noise", {"level", "until"}, required=True)
-        if _number(spec["noise"]["level"], "flow.noise.level") < 0:
-            raise CaseError("flow.noise.level", f"must be >= 0 (got {spec['noise']['level']!r})")
-        _number(spec["noise"]["until"], "flow.noise.until", positive=True)
-    if "critic" in spec:
-        _table(spec["critic"], "flow.critic", {"kind", "lambda"}, required=True)
-        _choice(spec["critic"]["kind"], "flow.critic.kind", ("sobolev",))
-        _number(spec["critic"]["lambda"], "flow.critic.lambda", positive=True)
+    unknown = [k for k in extra if k not in NONLOCAL_FLOWS[kind].SPEC_KEYS]
+    if unknown:
+        raise CaseError(f"flow.{unknown[0]}", f"not a table of the {kind} flow")
+    NONLOCAL_FLOWS[kind].check_spec(spec)
     return kind
 
 

@@ -10,6 +10,14 @@ One module per family of energies:
   noise smoothing, the kernel-Sobolev critic), solved by the transport scheme of
   :mod:`fpsolver.fv.transport`.
 
-The solvers import what they need from here.
+The solvers import what they need from here. ``NONLOCAL_FLOWS`` maps a case file's flow kind to
+the module of a family with a nonlocal potential; such a module gives ``check_spec(table)``
+(validates the ``[flow]`` table) and ``phases_from_spec(table)`` (the flows, each with the time up
+to which it applies), and its flows give ``potential(rho, rho_d, conv)``, ``energy`` and
+``convolution(grid)``, all the transport solver needs. A new energy of that kind is one module
+and one entry here.
 """
+from . import kernel
 from .local import (DEFAULT_FLOW, PRESETS, Flow, custom_flow, get_flow, softplus)  # noqa: F401
+
+NONLOCAL_FLOWS = {"mmd": kernel}

@@ -32,7 +32,7 @@ from typing import Optional, Union
 import numpy as np
 from scipy import fft as sfft
 
-from ..errors import SolverError
+from ..errors import CaseError, SolverError
 from ..grid import Grid
 
 Array = np.ndarray
@@ -334,3 +334,62 @@ def kernel_gradient_sum(points: Array, c: Array, grid: Grid, kernel: GaussianKer
         grad = kernel.gradient_x(x[:, None, :], centres[None, :, :])
         out[start:start + step] = scale * np.einsum("njd,j->nd", grad, weights)
     return out
+
+
+# ------------------------------------------------------------------ case-file tables
+
+def _spec_number(table: dict, key: str, name: str, *, positive: bool = True) -> float:
+    v = table.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+        raise CaseError(name, f"must be a finite number, got {v!r}")
+    if (positive and v <= 0) or v < 0:
+        raise CaseError(name, f"must be {'>' if positive else '>='} 0 (got {v!r})")
+    return float(v)
+
+
+def _spec_table(spec: dict, name: str, keys: set) -> dict:
+    table = spec[name]
+    if not isinstance(table, dict):
+        raise CaseError(f"flow.{name}", f"must be a table, got {type(table).__name__}")
+    unknown, missing = set(table) - keys, keys - set(table)
+    if unknown or missing:
+        key = sorted(unknown or missing)[0]
+        raise CaseError(f"flow.{name}.{key}", "unknown key" if unknown else "missing")
+    return table
+
+
+SPEC_KEYS = ("kernel", "noise", "critic")   # the sub-tables of [flow] this family reads
+
+
+def check_spec(spec: dict) -> None:
+    """Validate a case file's ``[flow]`` table for kind = "mmd": ``[flow.kernel]`` (gaussian,
+    sigma > 0), optional ``[flow.noise]`` (level >= 0, until > 0), ``[flow.critic]`` (sobolev,
+    lambda > 0). Raises CaseError naming the key."""
+    if "kernel" not in spec:
+        raise CaseError("flow.kernel", 'missing (e.g. kind = "gaussian", sigma = 1.0)')
+    kernel = _spec_table(spec, "kernel", {"kind", "sigma"})
+    if kernel["kind"] != "gaussian":
+        raise CaseError("flow.kernel.kind", f"unknown value {kernel['kind']!r} (one of gaussian)")
+    _spec_number(kernel, "sigma", "flow.kernel.sigma")
+    if "noise" in spec:
+        noise = _spec_table(spec, "noise", {"level", "until"})
+        _spec_number(noise, "level", "flow.noise.level", positive=False)
+        _spec_number(noise, "until", "flow.noise.until")
+    if "critic" in spec:
+        critic = _spec_table(spec, "critic", {"kind", "lambda"})
+        if critic["kind"] != "sobolev":
+            raise CaseError("flow.critic.kind", f"unknown value {critic['kind']!r} (one of sobolev)")
+        _spec_number(critic, "lambda", "flow.critic.lambda")
+
+
+def phases_from_spec(spec: dict) -> list[tuple["MMDFlow", float]]:
+    """[(flow, until)]: the flow to use up to each time, from a validated ``[flow]`` table. With
+    noise: the smoothed-kernel flow until ``noise.until``, then the plain one; else one phase."""
+    kernel = GaussianKernel(float(spec["kernel"]["sigma"]))
+    critic = float(spec["critic"]["lambda"]) if "critic" in spec else None
+    plain = MMDFlow(kernel, critic=critic)
+    noise = spec.get("noise")
+    if not noise or float(noise["level"]) == 0.0:
+        return [(plain, np.inf)]
+    return [(MMDFlow(kernel, noise=float(noise["level"]), critic=critic), float(noise["until"])),
+            (plain, np.inf)]

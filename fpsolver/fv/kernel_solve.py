@@ -19,7 +19,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from .. import __version__
-from ..flows.kernel import GaussianKernel, KernelConvolution, MMDFlow, mmd_squared
+from ..flows import NONLOCAL_FLOWS
+from ..flows.kernel import KernelConvolution, MMDFlow, mmd_squared
 from ..grid import Grid
 from ..result import Result
 from .transport import transport_run
@@ -29,14 +30,10 @@ ORDERS = {"muscl": 2, "upwind": 1}
 
 def mmd_flow_of_case(case) -> tuple[MMDFlow, Optional[MMDFlow], float]:
     """(flow while the noise is on, flow after it (or None), switch-off time) from the case's table."""
-    spec = case.raw["flow"]
-    kernel = GaussianKernel(float(spec["kernel"]["sigma"]))
-    critic = float(spec["critic"]["lambda"]) if "critic" in spec else None
-    plain = MMDFlow(kernel, critic=critic)
-    noise = spec.get("noise")
-    if not noise or float(noise["level"]) == 0.0:
-        return plain, None, np.inf
-    return MMDFlow(kernel, noise=float(noise["level"]), critic=critic), plain, float(noise["until"])
+    phases = NONLOCAL_FLOWS[case.flow].phases_from_spec(case.raw["flow"])
+    if len(phases) == 1:
+        return phases[0][0], None, np.inf
+    return phases[0][0], phases[1][0], phases[0][1]
 
 
 def wall_mass(rho: np.ndarray, grid: Grid) -> float:
