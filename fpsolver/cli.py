@@ -173,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint")
     s.add_argument("--checkpoint-every", type=_positive, default=60.0, metavar="SECONDS")
     s.add_argument("--resume")
+    s.add_argument("--mmd-velocity", choices=("auto", "direct", "binned"), default="auto",
+                   help="kernel (mmd) flows: exact direct sums, binning + FFT, or by cost")
     s.set_defaults(func=cmd_particles)
 
     s = sub.add_parser("compare", help="particles vs PDE: L1, W1, KS per save time")

@@ -18,7 +18,8 @@ def solve_particles_cli(args, case, out_path: str) -> int:
                           integrator=args.integrator, mode=args.mode, pde=pde,
                           save_positions=args.save_positions, progress=bar,
                           checkpoint_path=args.checkpoint, checkpoint_every=args.checkpoint_every,
-                          resume=args.resume, pde_path=args.pde or "<pde>")
+                          resume=args.resume, pde_path=args.pde or "<pde>",
+                          mmd_velocity=getattr(args, "mmd_velocity", "auto"))
     bar.close()
     res.save(out_path)
     if not args.quiet:
@@ -33,7 +34,11 @@ def summary_particles(res: Result, out: str) -> str:
     lines = [f"wrote {out}",
              f"  mode {m['mode']}, flow {m['flow']}, integrator {m['integrator']}, "
              f"N {n:,} (positions of {m['n_saved']:,} saved), seed {m['seed']}"]
-    if m["mode"] == "interacting":
+    if m.get("mmd_velocity"):
+        how = "direct sums" if m["mmd_velocity"] == "direct" else \
+            f"binning + FFT on {'x'.join(map(str, m['binning_cells']))} cells"
+        lines.append(f"  MMD velocity     {how} (asked: {m['mmd_velocity_asked']})")
+    elif m["mode"] == "interacting":
         lines.append(f"  bandwidth        {m['bandwidth']:.4g} ({m['bandwidth_rule']}), "
                      f"KDE grid {'x'.join(map(str, m['kde_cells']))}")
     else:

@@ -15,6 +15,7 @@ from ..errors import InputError
 from ..flows import get_flow
 from ..grid import Grid
 from ..result import Result
+from .mmd import MMDVelocity
 from .interacting import InteractingVelocity, default_bandwidth, default_kde_grid
 from .run import CheckpointWriter, ParticleState, integrate, load_checkpoint, record
 from .superposition import PDEVelocity, dense_pde
@@ -27,7 +28,8 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
                     integrator: str = "heun", mode: str = "interacting", pde: Optional[Result] = None,
                     save_positions: Optional[int] = None, progress: Optional[Callable] = None,
                     checkpoint_path: Optional[str] = None, checkpoint_every: float = 60.0,
-                    resume: Optional[str] = None, kde_cells=None, pde_path: str = "<pde>") -> Result:
+                    resume: Optional[str] = None, kde_cells=None, pde_path: str = "<pde>",
+                    mmd_velocity: str = "auto") -> Result:
     """Simulate dY/dt = v(t, Y) for N particles from rho_0 and return their positions.
 
     ``mode="interacting"``: v from a KDE of the particles themselves (MATH.md section 5);
@@ -35,21 +37,29 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
     at t = 0 and at every case save time (the first ``save_positions`` particles); the counts
     of all particles per case cell are kept as ``counts``. ``kde_cells`` sets the auxiliary
     KDE grid (default: :func:`~.interacting.default_kde_grid`, the case grid refined to at
-    least 3 cells per bandwidth).
+    least 3 cells per bandwidth). A kernel flow (``[flow] kind = "mmd"``) runs in the
+    interacting mode with the exact velocity of :mod:`.mmd` (no KDE; ``mmd_velocity`` picks
+    direct sums, binning + FFT, or ``auto``).
     """
-    if case.flow == "mmd":
-        raise InputError("flow 'mmd': the particle solver does not run kernel flows yet; "
-                         "use `fpsolver solve` (the grid transport solver)")
+    mmd = case.flow == "mmd"
+    if mmd and (mode != "interacting" or bandwidth is not None):
+        raise InputError("flow 'mmd': particles run in --mode interacting with the exact kernel "
+                         "velocity (no --bandwidth, no --pde)")
     _check_options(case, n, seed, bandwidth, integrator, mode, pde, save_positions)
     target, initial = case.discretised()
-    get_flow(case.flow).check_representable(initial.log_cells, target.log_cells, case.grid.cell_volume)
+    if not mmd:
+        get_flow(case.flow).check_representable(initial.log_cells, target.log_cells, case.grid.cell_volume)
     n_saved = n if save_positions is None else int(save_positions)
     grid = case.grid
     meta = {"kind": "particles", "backend": "particles", "version": __version__, "mode": mode,
             "case": case.raw, "source": case.source, "flow": case.flow, "n": int(n),
             "n_saved": n_saved, "seed": int(seed), "integrator": integrator,
             "grid": grid.to_dict(), "dt_max": case.dt}
-    if mode == "interacting":
+    if mmd:
+        velocity = MMDVelocity(case, n, seed, mmd_velocity)
+        meta.update(bandwidth=None, mmd_velocity=velocity.method, mmd_velocity_asked=mmd_velocity,
+                    binning_cells=list(velocity.bin_grid.shape) if velocity.method == "binned" else None)
+    elif mode == "interacting":
         rule = "given" if bandwidth is not None else "default rule: min of AMISE and Silverman for rho_0, rho_d"
         bandwidth = float(bandwidth) if bandwidth is not None else default_bandwidth(case, n)
         kde_grid = (default_kde_grid(grid, bandwidth) if kde_cells is None
@@ -64,7 +74,7 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
                     pde_resolve_time=time.perf_counter() - t0,
                     pde_sha256=hashlib.sha256(np.ascontiguousarray(dense.rho).tobytes()).hexdigest())
     keys = ("mode", "case", "n", "n_saved", "seed", "integrator", "bandwidth", "dt_max",
-            "kde_cells", "pde_sha256")  # kde_cells / pde_sha256: None in the other mode
+            "kde_cells", "pde_sha256", "mmd_velocity")  # None where they do not apply
     header = json.loads(json.dumps({k: meta.get(k) for k in keys}))  # what a resume must match
     if resume:
         state = load_checkpoint(resume, header, n, grid.dim)
