@@ -36,6 +36,8 @@ STUDIES = [
     ("external_exact", "external", "study_external_exact"),
     ("gan_euler", "gan_step", "study_gan_euler"),
     ("fipy", "fipy_check", "study_fipy"),
+    ("mmd_grid", "mmd", "study_mmd_grid"),
+    ("mmd_arbel", "mmd", "study_mmd_arbel"),
 ]
 STUDY_NAMES = [s[0] for s in STUDIES]
 
