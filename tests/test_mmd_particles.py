@@ -112,6 +112,8 @@ def test_auto_choice_and_bad_options(tmp_path):
         MMDVelocity(case, 10, 0, "fast")
     with pytest.raises(InputError, match="interacting"):
         solve_particles(case, n=10, bandwidth=0.1)
+    with pytest.raises(InputError, match="kernel flows"):
+        solve_particles(Case.from_toml(os.path.join(EXAMPLES, "kl_gaussian.toml")), n=10, mmd_velocity="direct")
 
 
 @pytest.mark.parametrize("example, n_dirs", [("mmd_1d.toml", 0), ("mmd_2d.toml", 50)])

@@ -45,6 +45,8 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
     if mmd and (mode != "interacting" or bandwidth is not None):
         raise InputError("flow 'mmd': particles run in --mode interacting with the exact kernel "
                          "velocity (no --bandwidth, no --pde)")
+    if not mmd and mmd_velocity != "auto":
+        raise InputError("--mmd-velocity applies to kernel flows ([flow] kind = \"mmd\") only")
     _check_options(case, n, seed, bandwidth, integrator, mode, pde, save_positions)
     target, initial = case.discretised()
     if not mmd:
