@@ -38,6 +38,7 @@ STUDIES = [
     ("fipy", "fipy_check", "study_fipy"),
     ("mmd_grid", "mmd", "study_mmd_grid"),
     ("mmd_arbel", "mmd", "study_mmd_arbel"),
+    ("mmd_critic", "mmd", "study_mmd_critic"),
 ]
 STUDY_NAMES = [s[0] for s in STUDIES]
 
