@@ -39,6 +39,7 @@ STUDIES = [
     ("mmd_grid", "mmd", "study_mmd_grid"),
     ("mmd_arbel", "mmd", "study_mmd_arbel"),
     ("mmd_critic", "mmd", "study_mmd_critic"),
+    ("mmd_particles", "mmd_particles", "study_mmd_particles"),
 ]
 STUDY_NAMES = [s[0] for s in STUDIES]
 

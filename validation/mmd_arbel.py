@@ -5,7 +5,7 @@ Runs the study alone, exactly as ``fpsolver validate --only mmd_arbel`` does:
     python validation/mmd_arbel.py [--quick] [--out DIR]
 
 and writes DIR/mmd_arbel.png, .pdf, DIR/report.md and DIR/summary.json (default DIR: validation-report/mmd_arbel).
-validation/mmd.py runs both MMD studies.
+validation/mmd.py runs the three MMD grid studies.
 """
 import sys
 
