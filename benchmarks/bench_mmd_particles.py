@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numba
 import numpy as np
@@ -31,16 +30,7 @@ from fpsolver.particles.mmd import MMDVelocity  # noqa: E402
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 TARGET_MS = {"binned": 10.0, "direct": 50.0}
 
-
-def timings(fn, repeats: int):
-    """(median, min) wall time of ``fn`` over ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)), float(np.min(times))
+from bench_particles import timings  # noqa: E402  (the same median-of-repeats timer, this folder)
 
 
 def steppers(case, n: int, method: str, h: float = 1e-3):

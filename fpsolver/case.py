@@ -10,7 +10,6 @@ import math
 import os
 import tomllib
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 

@@ -13,7 +13,6 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from fpsolver.errors import SolverError
 
 from fpsolver.case import Case
 from fpsolver.densities import GaussianMixture, discretise
