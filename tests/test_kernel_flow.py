@@ -6,8 +6,9 @@ import pytest
 from numpy.polynomial.hermite_e import hermegauss
 
 from fpsolver.errors import SolverError
-from fpsolver.flows.kernel import (GaussianKernel, KernelConvolution, MMDFlow, SobolevCritic, face_velocity,
+from fpsolver.flows.kernel import (GaussianKernel, KernelConvolution, MMDFlow, SobolevCritic,
                                    mmd_squared, weighted_divergence)
+from fpsolver.fv.transport import face_velocities
 from fpsolver.grid import Grid
 
 GRIDS = [Grid((-3.0,), (4.0,), (173,)), Grid((-2.0, -1.0), (3.0, 2.5), (23, 31)), Grid((0.0, 0.0), (1.0, 1.0), (16, 16))]
@@ -98,13 +99,13 @@ def test_face_velocity_is_a_second_order_gradient():
         grid = Grid((-3.0,), (3.0,), (n,))
         rho, rho_d = _gauss(grid, [-0.5], 0.5), _gauss(grid, [0.7], 0.8)
         conv = flow.convolution(grid)
-        vf = face_velocity(flow.potential(rho, rho_d, conv), grid)[0]
+        vf = face_velocities(flow.potential(rho, rho_d, conv), grid)[0]
         exact = flow.velocity_at(grid.face_points(0), rho, rho_d, conv)[:, 0]
         errors.append(np.abs(vf - exact).max())
     orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
     assert np.all(np.abs(orders - 2.0) <= 0.15), orders
     g2 = Grid((0.0, 0.0), (1.0, 2.0), (5, 7))
-    shapes = [v.shape for v in face_velocity(np.zeros(g2.shape), g2)]
+    shapes = [v.shape for v in face_velocities(np.zeros(g2.shape), g2)]
     assert shapes == [g2.face_shape(0), g2.face_shape(1)]
 
 
@@ -229,7 +230,7 @@ def test_critic_direction_dissipates_the_mmd_energy():
         assert -mmd2 * (1 + 1e-10) <= dF < 0.0
         # the exact point velocity is +grad f* too: it matches the face differences up to the centred-difference
         # error h^2 f'''/24, about (h / sigma)^2 / 8 = 1.4 % of the velocity for this Gaussian-smooth f*
-        vf = face_velocity(flow.potential(rho, rho_d, conv), grid)
+        vf = face_velocities(flow.potential(rho, rho_d, conv), grid)
         vx = flow.velocity_at(grid.face_points(0), rho, rho_d, conv)[:, 0].reshape(grid.face_shape(0))
         assert np.abs(vx - vf[0]).max() <= 0.03 * np.abs(vf[0]).max()
 

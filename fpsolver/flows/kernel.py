@@ -96,6 +96,11 @@ class GaussianKernel:
         return GaussianKernel(float(np.hypot(self.sigma, beta)), self.base_sigma)
 
 
+def padded_length(n: int) -> int:
+    """FFT length of an axis of n cells with zero padding against wrap-around (>= 2n - 1)."""
+    return sfft.next_fast_len(2 * n - 1, real=True)
+
+
 class KernelConvolution:
     """(k * g)_i = sum_j k(x_i - x_j) g_j |K| on the cells of ``grid``, by zero-padded real FFT.
 
@@ -111,7 +116,7 @@ class KernelConvolution:
             raise ValueError(f"KernelConvolution needs a GaussianKernel, got {type(kernel).__name__}")
         self.grid = grid
         self.kernel = kernel
-        self.padded = tuple(sfft.next_fast_len(2 * n - 1, real=True) for n in grid.shape)
+        self.padded = tuple(padded_length(n) for n in grid.shape)
         r2 = np.zeros(self.padded)
         inside = np.ones(self.padded, dtype=bool)
         for axis, (n, p, h) in enumerate(zip(grid.shape, self.padded, grid.spacing)):
@@ -153,14 +158,6 @@ def mmd_squared(rho: Array, rho_d: Array, conv: KernelConvolution) -> float:
     rho, rho_d = check_densities(rho, rho_d, conv.grid)
     e = rho - rho_d
     return float(np.sum(e * conv(e)) * conv.grid.cell_volume)
-
-
-def face_velocity(potential: Array, grid: Grid) -> list[Array]:
-    """Velocity -(f_j - f_i) / dx_a at the interior faces normal to each axis a (grid.face_shape(a))."""
-    potential = np.asarray(potential, dtype=float)
-    if potential.shape != grid.shape:
-        raise ValueError(f"potential has shape {potential.shape}, the grid has {grid.shape}")
-    return [-np.diff(potential, axis=a) / h for a, h in enumerate(grid.spacing)]
 
 
 def weighted_divergence(f: Array, rho: Array, grid: Grid) -> Array:

@@ -20,20 +20,12 @@ import numpy as np
 
 from .. import __version__
 from ..flows import NONLOCAL_FLOWS
-from ..flows.kernel import KernelConvolution, MMDFlow, mmd_squared
+from ..flows.kernel import KernelConvolution, mmd_squared
 from ..grid import Grid
 from ..result import Result
 from .transport import transport_run
 
 ORDERS = {"muscl": 2, "upwind": 1}
-
-
-def mmd_flow_of_case(case) -> tuple[MMDFlow, Optional[MMDFlow], float]:
-    """(flow while the noise is on, flow after it (or None), switch-off time) from the case's table."""
-    phases = NONLOCAL_FLOWS[case.flow].phases_from_spec(case.raw["flow"])
-    if len(phases) == 1:
-        return phases[0][0], None, np.inf
-    return phases[0][0], phases[1][0], phases[0][1]
 
 
 def wall_mass(rho: np.ndarray, grid: Grid) -> float:
@@ -45,13 +37,20 @@ def wall_mass(rho: np.ndarray, grid: Grid) -> float:
     return float(np.sum(rho[~inner]) * grid.cell_volume)
 
 
-def _phases(save_times, until: float):
-    """Save times split at the noise switch-off: [(t_start, t_end, save times in (t_start, t_end])]."""
-    times = list(save_times)
-    if not np.isfinite(until) or until >= times[-1]:
-        return [(0.0, times[-1], times)]
-    first = [t for t in times if t < until] + [until]
-    return [(0.0, until, first), (until, times[-1], [t for t in times if t > until])]
+def _segments(phases, save_times):
+    """[(flow, t_start, times to stop at in (t_start, t_end])] from [(flow, until)]: the save
+    times, each phase's switch-off time added where the run goes on past it."""
+    out, t0 = [], 0.0
+    for flow, until in phases:
+        t1 = min(until, save_times[-1])
+        stops = [t for t in save_times if t0 < t <= t1]
+        if not stops or stops[-1] < t1:
+            stops.append(t1)
+        out.append((flow, t0, stops))
+        if t1 >= save_times[-1]:
+            break
+        t0 = t1
+    return out
 
 
 def solve_case_transport(case, *, progress: Optional[Callable] = None) -> Result:
@@ -60,42 +59,37 @@ def solve_case_transport(case, *, progress: Optional[Callable] = None) -> Result
     target, initial = case.discretised()
     rho_d = np.exp(target.log_cells).reshape(grid.shape)
     rho = np.exp(initial.log_cells).reshape(grid.shape)
-    noisy, plain, until = mmd_flow_of_case(case)
-    base = KernelConvolution(grid, noisy.kernel)          # 1/2 MMD^2 is reported for k itself
-    times, mass, energy, dts, saved, wall = [], [], [], [], [rho.copy()], []
+    phases = NONLOCAL_FLOWS[case.flow].phases_from_spec(case.raw["flow"])
+    base = KernelConvolution(grid, phases[0][0].kernel)   # 1/2 MMD^2 is reported for k itself
+    times, mass, energy, dts, saved = [], [], [], [], [rho.copy()]
     wall_time = 0.0
-    for k, (t0, t1, save) in enumerate(_phases(case.save_times, until)):
-        flow = noisy if k == 0 else plain
+    for flow, t0, stops in _segments(phases, case.save_times):
         conv = flow.convolution(grid)
 
         def observe(t, r, t0=t0):
             if t == 0.0 and times:
-                return                                     # the phase's start is the last step's end
+                return                                     # the segment's start is the last step's end
             times.append(t0 + t)
             mass.append(float(np.sum(r) * grid.cell_volume))
             energy.append(0.5 * mmd_squared(r, rho_d, base))
-
-        def tick(_, info, t0=t0):
-            if progress is not None:
-                progress(int(round((t0 + float(info.split()[0][2:])) / case.dt)), info)
+            if progress is not None and t > 0.0:
+                progress(int(round((t0 + t) / case.dt)), f"t={t0 + t:.4g}")
 
         out, steps, wt = transport_run(rho, lambda r: flow.potential(r, rho_d, conv), grid,
-                                       [t - t0 for t in save], order=ORDERS[case.scheme], dt_max=case.dt,
-                                       observe=observe, progress=tick)
+                                       [t - t0 for t in stops], order=ORDERS[case.scheme], dt_max=case.dt,
+                                       observe=observe)
         wall_time += wt
         dts.extend(float(d) for d in steps)
         rho = out[-1]
-        kept = [r for t, r in zip(save, out) if t in case.save_times]
-        saved.extend(kept)
+        saved.extend(r for t, r in zip(stops, out) if t in case.save_times)
     m = np.array(mass)
-    wall = [wall_mass(r, grid) for r in saved]
     meta = {
         "kind": "density", "backend": "fv-transport", "version": __version__, "case": case.raw,
-        "source": case.source, "flow": "mmd", "scheme": case.scheme, "dt": case.dt,
+        "source": case.source, "flow": case.flow, "scheme": case.scheme, "dt": case.dt,
         "grid": grid.to_dict(), "steps": len(dts), "step_times": times, "mass": mass, "energy": energy,
         "dt_taken": {"min": min(dts), "median": float(np.median(dts)), "max": max(dts)},
-        "noise_until": None if not np.isfinite(until) else until,
-        "wall_mass": wall, "mass_error": float(np.max(np.abs(m - m[0])) / m[0]),
+        "noise_until": phases[0][1] if len(phases) > 1 else None,
+        "wall_mass": [wall_mass(r, grid) for r in saved], "mass_error": float(np.max(np.abs(m - m[0])) / m[0]),
         "min_rho": float(min(np.min(r) for r in saved)), "wall_time": wall_time, "rejected_steps": 0,
     }
     return Result(t=np.array((0.0,) + tuple(case.save_times)), meta=meta, axes=grid.centres,

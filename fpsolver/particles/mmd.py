@@ -48,10 +48,10 @@ import math
 
 import numba
 import numpy as np
-from scipy import fft as sfft
 
 from ..errors import InputError
-from ..flows.kernel import GaussianKernel, KernelConvolution, SobolevCritic
+from ..flows import NONLOCAL_FLOWS
+from ..flows.kernel import GaussianKernel, KernelConvolution, padded_length
 from ..grid import Grid
 from ..kde import linear_binning, linear_binning_numba
 from ..densities import SampleDensity
@@ -169,12 +169,11 @@ class MMDVelocity:
     def __init__(self, case, n: int, seed: int, method: str = "auto", cells_per_sigma: float = CELLS_PER_SIGMA):
         if method not in METHODS:
             raise InputError(f"--mmd-velocity: unknown method {method!r} (one of {', '.join(METHODS)})")
-        spec = case.raw["flow"]
-        self.kernel = GaussianKernel(float(spec["kernel"]["sigma"]))
-        noise = spec.get("noise") or {}
-        self.beta = float(noise.get("level", 0.0))
-        self.until = float(noise.get("until", 0.0)) if self.beta > 0 else 0.0
-        self.critic = SobolevCritic(float(spec["critic"]["lambda"])) if "critic" in spec else None
+        # the flow as the case's [flow] table builds it (fpsolver.flows): the noisy phase first, if any
+        phases = NONLOCAL_FLOWS[case.flow].phases_from_spec(case.raw["flow"])
+        first = phases[0][0]
+        self.kernel, self.beta, self.critic = first.kernel, first.noise, first.critic
+        self.until = phases[0][1] if len(phases) > 1 else 0.0
         self.n, self.seed, self.case_grid = int(n), int(seed), case.grid
         self.breakpoints = (self.until,) if self.beta > 0 else ()
         target, _ = case.discretised()
@@ -197,7 +196,7 @@ class MMDVelocity:
     def choose(self) -> str:
         """'direct' if N (N + M) <= BINNED_COST (N + G log2 G), else 'binned' (module docstring)."""
         m = len(self.target_points) if self.critic is None else self.case_grid.size
-        g = int(np.prod([sfft_len(c) for c in self.bin_grid.shape]))
+        g = int(np.prod([padded_length(c) for c in self.bin_grid.shape]))
         direct = self.n * (self.n + m)
         return "direct" if direct <= BINNED_COST * (self.n + g * math.log2(g)) else "binned"
 
@@ -244,8 +243,3 @@ class MMDVelocity:
         if self.method == "direct":
             return direct_velocity_numpy(points, src, w, self.kernel)
         return binned_velocity_numpy(points, src, w, self.bin_grid, self.kernel)
-
-
-def sfft_len(n: int) -> int:
-    """Padded FFT length of an axis of n cells (as in KernelConvolution)."""
-    return sfft.next_fast_len(2 * n - 1, real=True)
