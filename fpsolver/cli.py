@@ -162,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("particles", help="particle solver for the distribution-dependent ODE")
     s.add_argument("case")
     s.add_argument("--out", required=True)
-    s.add_argument("--n", type=int, default=100_000, help="number of particles")
+    s.add_argument("--n", type=int, default=None,
+                   help='number of particles (default 100000, or the points\' number with initial.use = "as-is")')
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--bandwidth", type=_positive)
     s.add_argument("--integrator", choices=("euler", "heun"), default="heun")
@@ -203,6 +204,8 @@ def _on_sigterm(signum, frame):
 
 
 def main(argv=None) -> int:
+    import matplotlib
+    matplotlib.use("Agg")   # the command line only writes figures to files; Python users keep their backend
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1,15 +1,21 @@
-"""Figures from Results only (matplotlib, Agg). Every figure is also saved as PDF on request."""
+"""Figures from Results only. Every figure is also saved as PDF on request.
+
+``density_figure``, ``particles_figure`` and ``comparison_figure`` return matplotlib Figures
+(``density_figure`` and ``particles_figure`` draw into a given ``ax`` instead: 1D results all
+save times, 2D results the last one); ``plot_*`` save them to a file. Importing this module never
+chooses a backend (a notebook keeps its inline one); the command line chooses Agg for itself.
+"""
 from __future__ import annotations
 
 import os
+from typing import Optional
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .result import Result  # noqa: E402
+from .result import Result
 
 COLOURS = {"fv": "C0", "fipy": "C1", "particles": "C2", "superposition": "C3", "exact": "k"}
 
@@ -28,46 +34,82 @@ def save_figure(fig, path: str, pdf: bool = False) -> None:
     plt.close(fig)
 
 
-def plot_density(res: Result, path: str, pdf: bool = False) -> None:
-    """Density snapshots: 1D lines with rho_d dashed; 2D heat maps on a shared colour scale."""
+def _snapshots_1d(ax: Axes, x, t, values, rho_d, step: bool = False, edges=None) -> None:
+    """One line per save time (colour by time), rho_d dashed."""
+    cmap = plt.get_cmap("viridis")
+    for k, (tk, v) in enumerate(zip(t, values)):
+        colour = cmap(k / max(len(t) - 1, 1))
+        if step:
+            ax.stairs(v, edges, color=colour, label=f"t = {tk:g}")
+        else:
+            ax.plot(x, v, color=colour, label=f"t = {tk:g}")
+    if rho_d is not None:
+        ax.plot(x, rho_d, "k--", lw=1.2, label=r"target $\rho_d$")
+    ax.set_xlabel("x")
+    ax.legend(fontsize=8)
+
+
+def _heat_map(ax: Axes, values, extent, vmax, title: str):
+    """One 2D panel: x horizontal, y vertical (values indexed [ix, iy])."""
+    im = ax.imshow(values.T, origin="lower", extent=extent, vmin=0, vmax=vmax, cmap="viridis")
+    ax.set_title(title)
+    return im
+
+
+def _panels(panels, extent, title: str, label: str) -> Figure:
+    """Heat maps of (title, values) on a shared colour scale, up to 5 per row."""
+    vmax = max(float(np.max(p[1])) for p in panels)
+    ncol = min(len(panels), 5)
+    nrow = -(-len(panels) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(2.8 * ncol + 1.0, 2.8 * nrow), squeeze=False,
+                             layout="constrained", sharex=True, sharey=True)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    for k, (ax, (name, values)) in enumerate(zip(axes.ravel(), panels)):
+        im = _heat_map(ax, values, extent, vmax, name)
+        if k % ncol == 0:
+            ax.set_ylabel("y")
+        if k >= len(panels) - ncol:
+            ax.set_xlabel("x")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label=label)
+    fig.suptitle(title)
+    return fig
+
+
+def density_figure(res: Result, ax: Optional[Axes] = None) -> Figure:
+    """Density snapshots rho(t, x): 1D lines with rho_d dashed; 2D heat maps on a shared colour
+    scale (with ``ax``: the last save time only). Returns the Figure.
+
+    >>> import numpy as np
+    >>> from fpsolver.result import Result
+    >>> x = np.linspace(-1, 1, 5)
+    >>> r = Result(t=np.array([0.0]), meta={"flow": "js"}, axes=(x,), rho=np.ones((1, 5)) / 2, rho_d=np.ones(5) / 2)
+    >>> density_figure(r).axes[0].get_xlabel()
+    'x'
+    """
     if res.kind != "density":
-        raise ValueError("plot_density needs a density result")
-    flow = res.meta.get("flow", "?")
-    if res.dim == 1:
-        fig, ax = plt.subplots(figsize=(6.4, 4.0))
-        x = res.axes[0]
-        cmap = plt.get_cmap("viridis")
-        for k, (t, rho) in enumerate(zip(res.t, res.rho)):
-            ax.plot(x, rho, color=cmap(k / max(len(res.t) - 1, 1)), label=f"t = {t:g}")
-        if res.rho_d is not None:
-            ax.plot(x, res.rho_d, "k--", lw=1.2, label=r"$\rho_d$")
-        ax.set_xlabel("x")
-        ax.set_ylabel(r"density $\rho(t, x)$")
-        ax.set_title(f"{flow} flow, {res.meta.get('backend', 'fv')} solver")
-        ax.legend(fontsize=8)
-    else:
-        panels = list(zip(res.t, res.rho))
-        if res.rho_d is not None:
-            panels.append(("target", res.rho_d))
-        vmax = max(float(np.max(p[1])) for p in panels)
-        ncol = min(len(panels), 5)
-        nrow = -(-len(panels) // ncol)
-        fig, axes = plt.subplots(nrow, ncol, figsize=(2.8 * ncol + 1.0, 2.8 * nrow), squeeze=False,
-                                 layout="constrained", sharex=True, sharey=True)
-        x, y = res.axes
-        extent = [2 * x[0] - x[1], 2 * x[-1] - x[-2], 2 * y[0] - y[1], 2 * y[-1] - y[-2]]
-        for ax in axes.ravel()[len(panels):]:
-            ax.axis("off")
-        for k, (ax, (t, rho)) in enumerate(zip(axes.ravel(), panels)):
-            im = ax.imshow(rho.T, origin="lower", extent=extent, vmin=0, vmax=vmax, cmap="viridis")
-            ax.set_title(r"target $\rho_d$" if t == "target" else f"t = {t:g}")
-            if k % ncol == 0:
-                ax.set_ylabel("y")
-            if k >= len(panels) - ncol:
-                ax.set_xlabel("x")
-        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label=r"density $\rho$")
-        fig.suptitle(f"{flow} flow, {res.meta.get('backend', 'fv')} solver")
-    save_figure(fig, path, pdf)
+        raise ValueError("density_figure needs a density result (use particles_figure for particles)")
+    title = f"{res.meta.get('flow', '?')} flow, {res.meta.get('backend', 'fv')} solver"
+    if res.dim == 1 or ax is not None:
+        fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.4, 4.0))
+        if res.dim == 1:
+            _snapshots_1d(ax, res.axes[0], res.t, res.rho, res.rho_d)
+            ax.set_ylabel(r"density $\rho(t, x)$")
+            ax.set_title(title)
+        else:
+            im = _heat_map(ax, res.rho[-1], _extent(res.axes), float(np.max(res.rho[-1])),
+                           f"{title}, t = {res.t[-1]:g}")
+            fig.colorbar(im, ax=ax, label=r"density $\rho$")
+        return fig
+    panels = [(f"t = {t:g}", rho) for t, rho in zip(res.t, res.rho)]
+    if res.rho_d is not None:
+        panels.append((r"target $\rho_d$", res.rho_d))
+    return _panels(panels, _extent(res.axes), title, r"density $\rho$")
+
+
+def plot_density(res: Result, path: str, pdf: bool = False) -> None:
+    """:func:`density_figure` saved to ``path`` (and a PDF beside it if asked)."""
+    save_figure(density_figure(res), path, pdf)
 
 
 # ------------------------------------------------------------------ particles
@@ -119,52 +161,46 @@ def _histograms(res: Result):
     return grid, [cell_histogram(pos, grid) for pos in res.positions]
 
 
-def plot_particles(res: Result, path: str, pdf: bool = False) -> None:
+def particles_figure(res: Result, ax: Optional[Axes] = None) -> Figure:
     """Histogram snapshots of a particle result: 1D steps with rho_d dashed; 2D heat maps on a
-    shared colour scale (histogram cells merged in blocks when there are few particles per cell)."""
+    shared colour scale (histogram cells merged in blocks when there are few particles per cell;
+    with ``ax``: the last save time only). Returns the Figure."""
     if res.kind != "particles":
-        raise ValueError("plot_particles needs a particle result")
+        raise ValueError("particles_figure needs a particle result (use density_figure for densities)")
     grid, hists = _histograms(res)
     title = f"{res.meta.get('flow', '?')} flow, {_particle_label(res)}"
+    rho_d = res.rho_d if (res.rho_d is not None and res.axes) else None
     if res.dim == 1:
-        fig, ax = plt.subplots(figsize=(6.4, 4.0))
-        cmap = plt.get_cmap("viridis")
-        for k, (t, h) in enumerate(zip(res.t, hists)):
-            ax.stairs(h, grid.edges[0], color=cmap(k / max(len(res.t) - 1, 1)), label=f"t = {t:g}")
-        if res.rho_d is not None and res.axes:
-            ax.plot(res.axes[0], res.rho_d, "k--", lw=1.2, label=r"target $\rho_d$")
-        ax.set_xlabel("x")
+        fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.4, 4.0))
+        _snapshots_1d(ax, res.axes[0] if res.axes else None, res.t, hists, rho_d, step=True, edges=grid.edges[0])
         ax.set_ylabel("particle histogram (density)")
         ax.set_title(title)
-        ax.legend(fontsize=8)
-        save_figure(fig, path, pdf)
-        return
+        return fig
     k = _coarsening(grid.shape, res.positions.shape[1])
+    if ax is not None:
+        h = _coarsen(hists[-1], k)
+        im = _heat_map(ax, h, _extent(grid.centres), float(np.max(h)), f"{title}, t = {res.t[-1]:g}")
+        ax.figure.colorbar(im, ax=ax, label="particle histogram (density)")
+        return ax.figure
     panels = [(f"t = {t:g}", _coarsen(h, k)) for t, h in zip(res.t, hists)]
-    if res.rho_d is not None and res.axes:
-        panels.append((r"target $\rho_d$", _coarsen(res.rho_d, k)))
-    vmax = max(float(np.max(p[1])) for p in panels)
-    ncol = min(len(panels), 5)
-    nrow = -(-len(panels) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(2.8 * ncol + 1.0, 2.8 * nrow), squeeze=False,
-                             layout="constrained", sharex=True, sharey=True)
-    for ax in axes.ravel()[len(panels):]:
-        ax.axis("off")
-    for i, (ax, (label, img)) in enumerate(zip(axes.ravel(), panels)):
-        im = ax.imshow(img.T, origin="lower", extent=_extent(grid.centres), vmin=0, vmax=vmax,
-                       cmap="viridis")
-        ax.set_title(label)
-        if i % ncol == 0:
-            ax.set_ylabel("y")
-        if i >= len(panels) - ncol:
-            ax.set_xlabel("x")
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="particle histogram (density)")
-    fig.suptitle(title + (f"; histogram on {k}x{k}-cell blocks" if k > 1 else ""))
-    save_figure(fig, path, pdf)
+    if rho_d is not None:
+        panels.append((r"target $\rho_d$", _coarsen(rho_d, k)))
+    return _panels(panels, _extent(grid.centres), title + (f"; histogram on {k}x{k}-cell blocks" if k > 1 else ""),
+                   "particle histogram (density)")
+
+
+def plot_particles(res: Result, path: str, pdf: bool = False) -> None:
+    """:func:`particles_figure` saved to ``path`` (and a PDF beside it if asked)."""
+    save_figure(particles_figure(res), path, pdf)
 
 
 def plot_comparison(pde: Result, particles: Result, rows: list, path: str, pdf: bool = False) -> None:
-    """Particles vs PDE per save time (``rows`` from :func:`fpsolver.compare.compare`).
+    """:func:`comparison_figure` saved to ``path`` (and a PDF beside it if asked)."""
+    save_figure(comparison_figure(pde, particles, rows), path, pdf)
+
+
+def comparison_figure(pde: Result, particles: Result, rows: list) -> Figure:
+    """Particles vs PDE per save time (``rows`` from :func:`fpsolver.compare.compare`); the Figure.
 
     1D: one panel per time, particle histogram on the PDE cells (steps) over the PDE density
     (line), rho_d dashed, L1 and W1 in the title. 2D: one row per time, histogram | PDE on a
@@ -172,12 +208,11 @@ def plot_comparison(pde: Result, particles: Result, rows: list, path: str, pdf: 
     """
     idx = [int(np.argmin(np.abs(pde.t - r["t"]))) for r in rows]
     if pde.dim == 1:
-        _comparison_1d(pde, particles, rows, idx, path, pdf)
-    else:
-        _comparison_2d(pde, particles, rows, idx, path, pdf)
+        return _comparison_1d(pde, particles, rows, idx)
+    return _comparison_2d(pde, particles, rows, idx)
 
 
-def _comparison_1d(pde, particles, rows, idx, path, pdf):
+def _comparison_1d(pde, particles, rows, idx) -> Figure:
     from .metrics import cell_histogram
     grid = pde.grid
     ncol = 2 if len(rows) == 4 else min(len(rows), 3)
@@ -202,10 +237,10 @@ def _comparison_1d(pde, particles, rows, idx, path, pdf):
     handles, labels = axes.ravel()[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(f"{pde.meta.get('flow', '?')} flow: particle histogram (on the PDE cells) vs PDE")
-    save_figure(fig, path, pdf)
+    return fig
 
 
-def _comparison_2d(pde, particles, rows, idx, path, pdf):
+def _comparison_2d(pde, particles, rows, idx) -> Figure:
     from .metrics import cell_histogram
     grid = pde.grid
     k = _coarsening(grid.shape, particles.positions.shape[1])
@@ -235,4 +270,4 @@ def _comparison_2d(pde, particles, rows, idx, path, pdf):
     blocks = f", densities on {k}x{k}-cell blocks" if k > 1 else ""
     fig.suptitle(f"{pde.meta.get('flow', '?')} flow: {_particle_label(particles)} vs PDE{blocks} "
                  "(W1 sliced)")
-    save_figure(fig, path, pdf)
+    return fig

@@ -10,17 +10,14 @@ import os
 import time
 from typing import Iterable, Optional, Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..densities import Density, GaussianMixture, discretise  # noqa: E402
-from ..fv import FVOperator  # noqa: E402
-from ..grid import Grid  # noqa: E402
-from ..plots import COLOURS, save_figure  # noqa: E402
+from ..densities import Density, GaussianMixture, discretise
+from ..fv import FVOperator
+from ..grid import Grid
+from ..plots import COLOURS, save_figure
 
 # one colour per flow preset, used by every figure that compares presets
 FLOW_COLOURS = {"js": "C0", "reverse-kl": "C3", "kl": "C2", "chi2": "C4", "non-saturating": "C1"}
