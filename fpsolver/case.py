@@ -9,11 +9,11 @@ import copy
 import math
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .densities import Density, GaussianMixture, GridDensity, SampleDensity, Uniform, discretise
+from .densities import Density, FunctionDensity, GaussianMixture, GridDensity, SampleDensity, Uniform, discretise
 from .errors import CaseError
 from .flows import NONLOCAL_FLOWS, PRESETS
 from .grid import Grid
@@ -21,14 +21,30 @@ from .grid import Grid
 SCHEMES = ("backward-euler", "bdf2")
 KERNEL_FLOWS = tuple(NONLOCAL_FLOWS)     # energies with a nonlocal potential (fpsolver.flows)
 TRANSPORT_SCHEMES = ("muscl", "upwind")  # their explicit transport scheme (fpsolver.fv.transport)
-DENSITY_KINDS = ("gaussian", "gaussian_mixture", "uniform", "samples", "grid")
+DENSITY_KINDS = ("gaussian", "gaussian_mixture", "uniform", "samples", "grid", "function")
+SAMPLE_USES = ("resample", "as-is")
 MAX_CELLS = 50_000_000
 _KDE_RESOLVED = 1e-13  # KDE values below this fraction of the maximum are FFT round-off
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Case:
-    """A validated problem: grid, target rho_d, initial rho_0, flow, time stepping."""
+    """A validated problem: grid, target rho_d, initial rho_0, flow, time stepping.
+
+    ``Case(path)`` reads a case file, ``Case(dict)`` takes the same schema as a dict, and
+    ``Case(domain=..., target=..., initial=..., flow=..., time=...)`` the tables as keywords
+    (keywords also override a path's or dict's tables; ``flow="kl"`` is short for
+    ``{"kind": "kl"}``). In a dict, a ``grid`` density may give ``values = <array>`` instead of
+    ``path``, a ``samples`` density ``points = <array>``, and a density may be a callable
+    log-density (or ``{"kind": "function", "log_pdf": f}``). Every problem is one CaseError.
+
+    >>> c = Case(domain={"lower": [-4.0], "upper": [4.0], "cells": [80]},
+    ...          target={"kind": "gaussian", "mean": [0.0], "std": [1.0]},
+    ...          initial=lambda x: -0.5 * ((x[:, 0] - 1.0) / 0.5) ** 2,
+    ...          flow="kl", time={"dt": 0.1, "save_times": [0.5]})
+    >>> c.grid.shape, c.flow, c.save_steps
+    ((80,), 'kl', (5,))
+    """
 
     grid: Grid
     target: Density
@@ -39,6 +55,19 @@ class Case:
     scheme: str
     raw: dict  # the case as a plain dict (paths made absolute), stored in result meta
     source: str = "<dict>"
+
+    def __init__(self, *args, **kwargs):
+        if (args and isinstance(args[0], Grid)) or "grid" in kwargs:   # the validated parts (dataclasses.replace)
+            names = [f.name for f in fields(Case)]
+            values = dict(zip(names, args), source="<dict>") | kwargs
+            for name in names:
+                object.__setattr__(self, name, values[name])
+            return
+        if len(args) > 1:
+            raise CaseError("", "Case(spec, **tables): one path or dict, then keyword tables")
+        built = _build(args[0] if args else None, kwargs)
+        for f in fields(Case):
+            object.__setattr__(self, f.name, getattr(built, f.name))
 
     @property
     def final_time(self) -> float:
@@ -99,6 +128,22 @@ class Case:
         case = cls(grid, target, initial, flow, dt, save_times, scheme, data, source)
         case.discretised()  # positivity and finiteness of both densities on the grid
         return case
+
+
+def _build(spec, tables: dict) -> Case:
+    """Case(spec, **tables): spec a path (str or PathLike), a dict, a Case or None."""
+    if isinstance(spec, Case):
+        spec = spec.raw
+    if spec is None or isinstance(spec, dict):
+        data, base_dir, source = dict(spec or {}), None, "<dict>"
+    elif isinstance(spec, (str, os.PathLike)):
+        base = Case.from_toml(spec)
+        data, base_dir, source = dict(base.raw), os.path.dirname(os.path.abspath(spec)), os.fspath(spec)
+    else:
+        raise CaseError("", f"Case(...): expected a case file path, a dict or keyword tables, got {type(spec).__name__}")
+    for key, value in tables.items():
+        data[key] = {"kind": value} if key == "flow" and isinstance(value, str) else value
+    return Case.from_dict(data, base_dir=base_dir, source=source)
 
 
 # ---------------------------------------------------------------- helpers
@@ -204,6 +249,8 @@ def _cov(comp, key, d):
 
 
 def _parse_density(spec, key, grid: Grid, base_dir) -> Density:
+    if callable(spec):
+        return FunctionDensity(spec)
     if not isinstance(spec, dict):
         raise CaseError(key, f"must be a table, got {type(spec).__name__}")
     kind = spec.get("kind")
@@ -231,28 +278,56 @@ def _parse_density(spec, key, grid: Grid, base_dir) -> Density:
     if kind == "uniform":
         _table(spec, key, {"kind"})
         return Uniform(d)
+    if kind == "function":
+        _table(spec, key, {"kind", "log_pdf"}, required=True, optional=("grad_log_pdf",))
+        for name in ("log_pdf", "grad_log_pdf"):
+            if name in spec and not callable(spec[name]):
+                raise CaseError(f"{key}.{name}", "must be a Python callable (points (M, d) -> values)")
+        return FunctionDensity(spec["log_pdf"], spec.get("grad_log_pdf"))
     if kind == "samples":
-        _table(spec, key, {"kind", "path"}, required=True, optional=("bandwidth",))
-        pts = _load_npy(spec, key, base_dir)
+        _table(spec, key, {"kind"}, optional=("path", "points", "bandwidth", "use"))
+        pts, where = _array_or_file(spec, key, "points", base_dir)
         if pts.ndim == 1 and d == 1:
             pts = pts[:, None]
         if pts.ndim != 2 or pts.shape[1] != d or pts.shape[0] < 2:
-            raise CaseError(f"{key}.path", f"samples must be an (n, {d}) array with n >= 2, got shape {pts.shape}")
+            raise CaseError(where, f"samples must be an (n, {d}) array with n >= 2, got shape {pts.shape}")
         lo, hi = np.array(grid.lower), np.array(grid.upper)
         inside = np.all((pts >= lo) & (pts <= hi), axis=1)
         if inside.sum() < 2:
-            raise CaseError(f"{key}.path", "fewer than 2 samples lie inside the domain")
+            raise CaseError(where, "fewer than 2 samples lie inside the domain")
         bw = None
         if "bandwidth" in spec:
             bw = _number(spec["bandwidth"], f"{key}.bandwidth", positive=True)
-        return SampleDensity(pts[inside], bw)
-    _table(spec, key, {"kind", "path"}, required=True)
-    vals = _load_npy(spec, key, base_dir)
+        use = _choice(spec.get("use", "resample"), f"{key}.use", SAMPLE_USES)
+        if use == "as-is" and key != "initial":
+            raise CaseError(f"{key}.use", '"as-is" is for the initial density (particles start at the points)')
+        if use == "as-is" and not inside.all():
+            raise CaseError(where, f'{int((~inside).sum())} of the points lie outside the domain; with use = "as-is" '
+                            "every point is a particle, so all must lie inside")
+        return SampleDensity(pts[inside], bw, use)
+    _table(spec, key, {"kind"}, optional=("path", "values"))
+    vals, where = _array_or_file(spec, key, "values", base_dir)
     if vals.shape != grid.shape:
-        raise CaseError(f"{key}.path", f"grid values must have shape {grid.shape} (domain.cells), got {vals.shape}")
+        raise CaseError(where, f"grid values must have shape {grid.shape} (domain.cells), got {vals.shape}")
     if np.any(vals <= 0):
-        raise CaseError(f"{key}.path", f"grid density must be > 0 in every cell ({int(np.sum(vals <= 0))} cells are not)")
+        raise CaseError(where, f"grid density must be > 0 in every cell ({int(np.sum(vals <= 0))} cells are not)")
     return GridDensity(vals)
+
+
+def _array_or_file(spec, key, name: str, base_dir):
+    """(array, key for messages) from ``path`` (a .npy file) or ``name`` (an array, Python only)."""
+    if ("path" in spec) == (name in spec):
+        raise CaseError(key, f"give exactly one of {key}.path (a .npy file) or {key}.{name} (an array)")
+    if "path" in spec:
+        return _load_npy(spec, key, base_dir), f"{key}.path"
+    try:
+        arr = np.array(spec[name], dtype=float)
+    except (TypeError, ValueError):
+        raise CaseError(f"{key}.{name}", "must be a numeric array") from None
+    if not np.all(np.isfinite(arr)):
+        raise CaseError(f"{key}.{name}", "contains NaN or inf")
+    spec[name] = arr
+    return arr, f"{key}.{name}"
 
 
 def _load_npy(spec, key, base_dir) -> np.ndarray:
@@ -318,12 +393,12 @@ def _checked_discretise(density: Density, grid: Grid, key: str):
     lc = disc.log_cells
     if not np.all(np.isfinite(lc)) or any(not np.all(np.isfinite(f)) for f in disc.log_faces):
         if isinstance(density, SampleDensity):
-            raise CaseError(f"{key}.path", "the samples' kernel density estimate is zero in part of the "
+            raise CaseError(key, "the samples' kernel density estimate is zero in part of the "
                             "domain; use a larger bandwidth or a smaller domain")
         raise CaseError(key, "density is zero or not finite somewhere on the grid")
     if isinstance(density, SampleDensity):
         if lc.min() < lc.max() + math.log(_KDE_RESOLVED):
-            raise CaseError(f"{key}.path", "the samples' kernel density estimate falls below round-off "
+            raise CaseError(key, "the samples' kernel density estimate falls below round-off "
                             f"({_KDE_RESOLVED:g} of its maximum) in part of the domain; use a larger "
                             "bandwidth or a smaller domain")
     return disc

@@ -83,6 +83,30 @@ class Result:
             arrays[name] = np.asarray(val)
         atomic_savez(path, **arrays)
 
+    def to_xarray(self):
+        """An ``xarray.Dataset`` with labelled coordinates (t, x[, y] for densities; t, particle,
+        dim for particles), ``meta`` in its attrs as JSON. Needs xarray (optional).
+
+        >>> r = Result(t=np.array([0.0, 1.0]), meta={"flow": "js"}, axes=(np.array([0.0, 1.0]),),
+        ...            rho=np.ones((2, 2)), rho_d=np.ones(2))
+        >>> r.to_xarray()["rho"].sel(t=1.0).values.tolist()
+        [1.0, 1.0]
+        """
+        try:
+            import xarray as xr
+        except ImportError:
+            raise InputError('Result.to_xarray needs xarray: pip install xarray') from None
+        space = tuple("xy"[: len(self.axes)])
+        coords = {"t": np.asarray(self.t)} | {n: np.asarray(a) for n, a in zip(space, self.axes)}
+        data = {}
+        if self.rho is not None:
+            data["rho"] = (("t",) + space, self.rho)
+        if self.rho_d is not None:
+            data["rho_d"] = (space, self.rho_d)
+        if self.positions is not None:
+            data["positions"] = (("t", "particle", "dim"), self.positions)
+        return xr.Dataset(data, coords=coords, attrs={"meta": json.dumps(self.meta, default=_json_default)})
+
     @classmethod
     def load(cls, path, *, expect: Optional[str] = None) -> "Result":
         """Load and check a result file; ``expect`` is "density" or "particles" if required."""
@@ -148,9 +172,16 @@ class Result:
         raise InputError(f"{path}: neither 'rho' nor 'positions' present")
 
 
+def json_plain(obj):
+    """``obj`` as it reads back from a result's meta (arrays as lists, callables by name)."""
+    return json.loads(json.dumps(obj, default=_json_default))
+
+
 def _json_default(obj):
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
         return obj.tolist()
+    if callable(obj):       # a log-density given from Python: recorded by name, never re-run from a file
+        return f"<python callable {getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}>"
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -22,7 +22,7 @@ import numpy as np
 from .. import __version__
 from ..errors import InputError, SolverError
 from ..flows import Flow, get_flow
-from ..result import Result, atomic_savez
+from ..result import Result, atomic_savez, json_plain
 from .newton import NewtonFailure, Rhs, backward_euler_step
 from .operators import FVOperator
 
@@ -229,7 +229,7 @@ def save_checkpoint(path, state: RunState, case, scheme: str) -> None:
             "saved_t": state.saved_t, "newton_iterations": state.newton_iterations,
             "mass_residuals": state.mass_residuals,
             "mass": state.mass, "energy": state.energy}
-    arrays = {"meta": np.array(json.dumps(head)), "w": state.w, "saved_rho": np.stack(state.saved_rho)}
+    arrays = {"meta": np.array(json.dumps(json_plain(head))), "w": state.w, "saved_rho": np.stack(state.saved_rho)}
     if state.w_prev is not None:
         arrays["w_prev"] = state.w_prev
     atomic_savez(path, **arrays)
@@ -248,7 +248,7 @@ def load_checkpoint(path, case, scheme: str, shape) -> RunState:
         raise InputError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(head, dict) or head.get("kind") != "fv-checkpoint":
         raise InputError(f"{path}: not a grid-solver checkpoint")
-    if head.get("case") != case.raw or head.get("scheme") != scheme:
+    if head.get("case") != json_plain(case.raw) or head.get("scheme") != scheme:
         raise InputError(f"{path}: checkpoint was written for a different case or scheme")
     if w.shape != tuple(shape) or not np.all(np.isfinite(w)):
         raise InputError(f"{path}: checkpoint state does not match the grid")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import time
@@ -11,10 +10,11 @@ from typing import Callable, Optional
 import numpy as np
 
 from .. import __version__
+from ..densities import SampleDensity
 from ..errors import InputError
 from ..flows import get_flow
 from ..grid import Grid
-from ..result import Result
+from ..result import Result, json_plain
 from .mmd import MMDVelocity
 from .interacting import InteractingVelocity, default_bandwidth, default_kde_grid
 from .run import CheckpointWriter, ParticleState, integrate, load_checkpoint, record
@@ -24,7 +24,10 @@ MODES = ("interacting", "superposition")
 INTEGRATORS = ("euler", "heun")
 
 
-def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optional[float] = None,
+DEFAULT_N = 100_000
+
+
+def solve_particles(case, *, n: Optional[int] = None, seed: int = 0, bandwidth: Optional[float] = None,
                     integrator: str = "heun", mode: str = "interacting", pde: Optional[Result] = None,
                     save_positions: Optional[int] = None, progress: Optional[Callable] = None,
                     checkpoint_path: Optional[str] = None, checkpoint_every: float = 60.0,
@@ -39,8 +42,12 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
     KDE grid (default: :func:`~.interacting.default_kde_grid`, the case grid refined to at
     least 3 cells per bandwidth). A kernel flow (``[flow] kind = "mmd"``) runs in the
     interacting mode with the exact velocity of :mod:`.mmd` (no KDE; ``mmd_velocity`` picks
-    direct sums, binning + FFT, or ``auto``).
+    direct sums, binning + FFT, or ``auto``). ``n`` defaults to DEFAULT_N, or to the number of
+    points when the case starts from ``initial.kind = "samples"`` with ``use = "as-is"``.
     """
+    if n is None:
+        as_is = isinstance(case.initial, SampleDensity) and case.initial.use == "as-is"
+        n = len(case.initial.points) if as_is else DEFAULT_N
     mmd = case.flow == "mmd"
     if mmd and (mode != "interacting" or bandwidth is not None):
         raise InputError("flow 'mmd': particles run in --mode interacting with the exact kernel "
@@ -77,7 +84,7 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
                     pde_sha256=hashlib.sha256(np.ascontiguousarray(dense.rho).tobytes()).hexdigest())
     keys = ("mode", "case", "n", "n_saved", "seed", "integrator", "bandwidth", "dt_max",
             "kde_cells", "pde_sha256", "mmd_velocity")  # None where they do not apply
-    header = json.loads(json.dumps({k: meta.get(k) for k in keys}))  # what a resume must match
+    header = json_plain({k: meta.get(k) for k in keys})  # what a resume must match
     if resume:
         state = load_checkpoint(resume, header, n, grid.dim)
     else:
