@@ -1,0 +1,150 @@
+"""The Python entry points: from a case to a Result, a table or a Figure in a line each.
+
+Every function takes a case as a path, a dict with the case file's schema, or a
+:class:`~fpsolver.case.Case`, and returns plain numpy arrays inside a
+:class:`~fpsolver.result.Result`; the command line calls the same functions.
+
+>>> import fpsolver
+>>> case = fpsolver.Case(domain={"lower": [-4.0], "upper": [4.0], "cells": [100]},
+...                      target={"kind": "gaussian", "mean": [0.0], "std": [1.0]},
+...                      initial={"kind": "gaussian", "mean": [1.0], "std": [0.5]},
+...                      flow="kl", time={"dt": 0.05, "save_times": [0.5]})
+>>> r = fpsolver.solve(case)
+>>> r.t.tolist(), r.rho.shape, bool(abs(r.rho[-1].sum() * r.grid.cell_volume - 1.0) < 1e-13)
+([0.0, 0.5], (2, 100), True)
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional, Union
+
+from .case import Case
+from .errors import InputError
+from .result import Result
+
+CaseLike = Union[str, os.PathLike, dict, Case]
+_CASE_OVERRIDES = ("dt", "cells", "scheme", "flow", "save_times")
+
+
+def as_case(case: CaseLike, **overrides) -> Case:
+    """A validated :class:`Case` from a path, a dict or a Case, with ``dt``, ``cells``,
+    ``scheme``, ``flow``, ``save_times`` overridden where given (not None)."""
+    c = case if isinstance(case, Case) else Case(case)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(given) - set(_CASE_OVERRIDES))
+    if unknown:
+        raise InputError(f"unknown option {unknown[0]!r} (case overrides: {', '.join(_CASE_OVERRIDES)})")
+    if "cells" in given and len(given["cells"]) != c.grid.dim:
+        raise InputError(f"cells: give {c.grid.dim} value(s) for this {c.grid.dim}D case")
+    return c.with_overrides(**given) if given else c
+
+
+def solve(case: CaseLike, *, backend: str = "fv", progress: bool = False, **options) -> Result:
+    """Solve the case on its grid: d_t rho = div(rho_d grad beta(rho / rho_d)) (MATH.md section 2)
+    by backward Euler or BDF2 (the Crandall-Liggett resolvent), the kernel flows by upwind
+    transport (section 9); ``backend="fipy"`` for the independent FiPy formulation.
+
+    ``options``: case overrides (``dt``, ``cells``, ``scheme``, ``flow``, ``save_times``) and
+    the solver's own (e.g. ``rtol``). Returns the density Result (``t``, ``rho[t, ix(, iy)]``,
+    ``rho_d``, ``meta``).
+    """
+    over = {k: options.pop(k) for k in list(options) if k in _CASE_OVERRIDES}
+    c = as_case(case, **over)
+    bar = _bar(f"solve ({backend})", c.save_steps[-1], progress)
+    try:
+        if backend == "fipy":
+            from .fipy_backend import solve_case_fipy
+            if options:
+                raise InputError(f"backend 'fipy' takes no option {sorted(options)[0]!r}")
+            return solve_case_fipy(c, progress=bar)
+        if backend != "fv":
+            raise InputError(f"backend: unknown {backend!r} (fv or fipy)")
+        from .fv import solve_case
+        return solve_case(c, progress=bar, **options)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def particles(case: CaseLike, *, n: Optional[int] = None, seed: int = 0, progress: bool = False,
+              **options) -> Result:
+    """Particles for dY/dt = v(rho_t)(Y) (MATH.md sections 1, 4, 5, 9): interacting (a KDE of the
+    particles, or the exact kernel sums of the MMD flow) or ``mode="superposition"`` with
+    ``pde=<density Result>``. ``n`` defaults to 100000, or to the points' number when the case
+    starts from its own samples (``initial.use = "as-is"``). Returns a particle Result
+    (``t``, ``positions[t, i, :]``, ``meta``). Deterministic for a given ``seed``."""
+    over = {k: options.pop(k) for k in list(options) if k in _CASE_OVERRIDES}
+    c = as_case(case, **over)
+    from .particles import solve_particles
+    bar = _bar("particles", 1000, progress)
+    try:
+        return solve_particles(c, n=n, seed=seed, progress=bar, **options)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+class ComparisonTable(list):
+    """Rows {t, n, l1, w1[, ks]} (a list of dicts) that print as the ``fpsolver compare`` table."""
+
+    def __init__(self, rows, text: str):
+        super().__init__(rows)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+    def _repr_pretty_(self, p, cycle) -> None:      # IPython / Jupyter display
+        p.text(self.text)
+
+
+def compare(a: Union[Result, str], b: Union[Result, str], *, floor_seeds: int = 0) -> ComparisonTable:
+    """Particles against a density solution per common save time: L1 of the histogram on the
+    density's cells, W1 (exact in 1D, sliced in 2D), KS in 1D; either order of arguments.
+    ``floor_seeds`` > 0 adds the 95th percentile of the i.i.d. Monte-Carlo W1 floor."""
+    from .compare import compare as _compare, format_table
+    ra, rb = (_load(x) for x in (a, b))
+    if ra.kind == "particles" and rb.kind == "density":
+        ra, rb, a, b = rb, ra, b, a
+    if ra.kind != "density" or rb.kind != "particles":
+        raise InputError("compare: needs one density result and one particle result")
+    names = [x if isinstance(x, str) else f"<{r.kind} result>" for x, r in ((a, ra), (b, rb))]
+    rows = _compare(ra, rb, pde_name=names[0], particles_name=names[1], floor_seeds=floor_seeds)
+    return ComparisonTable(rows, format_table(rows, ra, rb, names[0], names[1]))
+
+
+def plot(result: Union[Result, str], other: Union[Result, str, None] = None, *, ax=None):
+    """A matplotlib Figure of a result (density snapshots or particle histograms; with ``ax``,
+    drawn there), or with ``other`` the particles-vs-density comparison. Never changes the
+    backend: in a notebook the figure shows inline."""
+    from . import plots
+    r = _load(result)
+    if other is not None:
+        table = compare(r, other)
+        pde, part = (r, _load(other)) if r.kind == "density" else (_load(other), r)
+        return plots.comparison_figure(pde, part, list(table))
+    return plots.density_figure(r, ax) if r.kind == "density" else plots.particles_figure(r, ax)
+
+
+def validate(only: Optional[str] = None, *, quick: bool = False, out: str = "validation_report") -> list[dict]:
+    """Run the verification studies (``only``: comma-separated names) and write
+    ``out/report.md``, ``summary.json`` and the figures; returns one dict per study."""
+    from .validate import validate as _validate
+    os.makedirs(out, exist_ok=True)
+    return _validate(out, quick=quick, only=only)
+
+
+def load(path: str) -> Result:
+    """Read a result file written by any fpsolver command."""
+    return Result.load(path)
+
+
+def _load(x: Union[Result, str]) -> Result:
+    return x if isinstance(x, Result) else Result.load(x)
+
+
+def _bar(label: str, total: int, enabled: bool):
+    if not enabled:
+        return None
+    from .progress import ProgressBar
+    return ProgressBar(label, total)
