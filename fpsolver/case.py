@@ -99,7 +99,8 @@ class Case:
     @classmethod
     def from_dict(cls, data: dict, base_dir: str | None = None, source: str = "<dict>") -> "Case":
         data = copy.deepcopy(data)
-        _table(data, "", {"domain", "target", "initial", "flow", "time"}, required=True)
+        # [gan]: the GAN loop's options (fpsolver.gan.options validates them when the loop runs)
+        _table(data, "", {"domain", "target", "initial", "flow", "time"}, required=True, optional=("gan",))
         grid = _parse_domain(data["domain"])
         target = _parse_density(data["target"], "target", grid, base_dir)
         initial = _parse_density(data["initial"], "initial", grid, base_dir)
