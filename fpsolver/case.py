@@ -15,7 +15,7 @@ import numpy as np
 
 from .densities import Density, FunctionDensity, GaussianMixture, GridDensity, SampleDensity, Uniform, discretise
 from .errors import CaseError
-from .flows import NONLOCAL_FLOWS, PRESETS
+from .flows import FLOW_KINDS, NONLOCAL_FLOWS, get_flow
 from .grid import Grid
 
 SCHEMES = ("backward-euler", "bdf2")
@@ -74,6 +74,15 @@ class Case:
         return self.save_times[-1]
 
     @property
+    def flow_shift(self):
+        """The minimax flow's logit shift C (``[flow] shift``; None for every other flow)."""
+        return self.raw["flow"].get("shift") if self.flow == "minimax" else None
+
+    def local_flow(self):
+        """The :class:`~fpsolver.flows.Flow` of a local (f-divergence) flow, its parameters applied."""
+        return get_flow(self.flow, shift=self.flow_shift)
+
+    @property
     def save_steps(self) -> tuple[int, ...]:
         return tuple(int(round(t / self.dt)) for t in self.save_times)
 
@@ -89,6 +98,8 @@ class Case:
             raw["domain"]["cells"] = list(cells)
         if flow is not None:
             raw["flow"]["kind"] = flow
+            if flow != "minimax":
+                raw["flow"].pop("shift", None)
         if save_times is not None:
             raw["time"]["save_times"] = list(save_times)
         return Case.from_dict(raw, base_dir=None, source=self.source)
@@ -117,7 +128,8 @@ class Case:
     @classmethod
     def from_dict(cls, data: dict, base_dir: str | None = None, source: str = "<dict>") -> "Case":
         data = copy.deepcopy(data)
-        _table(data, "", {"domain", "target", "initial", "flow", "time"}, required=True)
+        # [gan]: the GAN loop's options (fpsolver.gan.options validates them when the loop runs)
+        _table(data, "", {"domain", "target", "initial", "flow", "time"}, required=True, optional=("gan",))
         grid = _parse_domain(data["domain"])
         target = _parse_density(data["target"], "target", grid, base_dir)
         initial = _parse_density(data["initial"], "initial", grid, base_dir)
@@ -353,9 +365,16 @@ def _load_npy(spec, key, base_dir) -> np.ndarray:
 def _parse_flow(spec) -> str:
     """The flow's kind; a kernel flow's sub-tables are validated here (MATH.md section 9)."""
     tables = sorted(set().union(*(m.SPEC_KEYS for m in NONLOCAL_FLOWS.values())))
-    _table(spec, "flow", {"kind"}, required=True, optional=tables)
-    kind = _choice(spec["kind"], "flow.kind", tuple(PRESETS) + KERNEL_FLOWS)
+    _table(spec, "flow", {"kind"}, required=True, optional=tables + ["shift"])
+    kind = _choice(spec["kind"], "flow.kind", FLOW_KINDS + KERNEL_FLOWS)
     extra = [k for k in tables if k in spec]
+    if "shift" in spec:     # MonoFlow's logit shift C of the minimax loss (MATH.md section 7)
+        if kind != "minimax":
+            raise CaseError("flow.shift", "only for kind = \"minimax\"")
+        spec["shift"] = float(_number(spec["shift"], "flow.shift"))
+        if abs(spec["shift"]) > 30.0:
+            raise CaseError("flow.shift", f"must lie in [-30, 30] (got {spec['shift']:g}): "
+                            "e^C scales the flow's speed")
     if kind not in KERNEL_FLOWS:
         if extra:
             raise CaseError(f"flow.{extra[0]}", f"only for the kernel flows ({', '.join(KERNEL_FLOWS)})")

@@ -116,6 +116,22 @@ def cmd_particles(args) -> int:
     return solve_particles_cli(args, Case.from_toml(args.case), _out_path(args.out))
 
 
+def cmd_gan(args) -> int:
+    from .case import Case
+    from .gan.command import run_gan_cli
+    return run_gan_cli(args, Case.from_toml(args.case), _out_path(args.out))
+
+
+def _count(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return v
+
+
 def cmd_compare(args) -> int:
     from .compare import compare_cli
     return compare_cli(args)
@@ -177,6 +193,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mmd-velocity", choices=("auto", "direct", "binned"), default="auto",
                    help="kernel (mmd) flows: exact direct sums, binning + FFT, or by cost")
     s.set_defaults(func=cmd_particles)
+
+    s = sub.add_parser("gan", help="GAN in the loop (Algorithm 1): a discriminator and a generator trained in turn")
+    s.add_argument("case", help="case file (TOML); its optional [gan] table sets the defaults below")
+    s.add_argument("--out", required=True, help="result file (.npz): generator samples at the save times")
+    s.add_argument("--epsilon", type=_positive, help="outer step (default: the case's dt)")
+    s.add_argument("--discriminator", choices=("exact", "kernel", "mlp"))
+    s.add_argument("--generator", choices=("particles", "monotone", "mlp"))
+    s.add_argument("--knots", type=_count, help="knots J of the monotone map (default 16)")
+    s.add_argument("--fit-steps", type=_count, metavar="K", help="gradient steps per fit (default: exact fit)")
+    s.add_argument("--generator-loss", choices=("mse", "minimax"))
+    s.add_argument("--latent", choices=("normal", "quantiles"))
+    s.add_argument("--n", type=_count, help="output samples (default 4000)")
+    s.add_argument("--batch", type=_count, help="training minibatch (default: n)")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--penalty", type=float, help="L2 penalty of the kernel discriminator (default 1e-3)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_gan)
 
     s = sub.add_parser("compare", help="particles vs PDE: L1, W1, KS per save time")
     s.add_argument("pde")

@@ -84,6 +84,24 @@ DBETA: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "chi2": lambda u: 2.0 * u,
     "non-saturating": lambda u: u / (1.0 + u),
 }
+# MonoFlow's losses of MATH.md section 7: minimax with logit shift C, beta' = 1 / (1 + u e^-C); arcsinh
+MONOFLOW_DBETA: dict[str, Callable[..., np.ndarray]] = {
+    "minimax": lambda u, shift=0.0: 1.0 / (1.0 + u * np.exp(-shift)),
+    "arcsinh": lambda u: 1.0 / np.sqrt(1.0 + np.log(u) ** 2),
+}
+
+
+def _dbeta(case) -> Callable[[np.ndarray], np.ndarray]:
+    """beta'(u) of the case's flow, its parameters (the minimax shift) bound."""
+    if case.flow == "minimax":
+        shift = float(case.raw["flow"].get("shift", 0.0))
+        return lambda u: MONOFLOW_DBETA["minimax"](u, shift)
+    if case.flow in MONOFLOW_DBETA:
+        return MONOFLOW_DBETA[case.flow]
+    if case.flow not in DBETA:
+        raise InputError(f"fipy backend: no beta' for flow {case.flow!r} "
+                         f"(one of {', '.join(tuple(DBETA) + tuple(MONOFLOW_DBETA))})")
+    return DBETA[case.flow]
 
 
 def _fipy():
@@ -207,9 +225,7 @@ def solve_case_fipy(case, *, scheme: Optional[str] = None, progress: Optional[Ca
         raise InputError(f"fipy backend: unknown scheme {scheme!r} (backward-euler or bdf2)")
     if not (0 < sweep_tol < 1) or int(max_sweeps) < 1:
         raise InputError("fipy backend: need 0 < sweep_tol < 1 and max_sweeps >= 1")
-    if case.flow not in DBETA:
-        raise InputError(f"fipy backend: no beta' for flow {case.flow!r} (one of {', '.join(DBETA)})")
-    dbeta = DBETA[case.flow]
+    dbeta = _dbeta(case)
     target, initial = case.discretised()
     m = _build(case.grid, target.cells, initial.cells)
     rho_d = np.asarray(m.rho_d.value, dtype=float)

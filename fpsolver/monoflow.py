@@ -16,8 +16,13 @@ Gauss-Legendre panels of width 1/4 on [-S, S] (S = 2500 by default), accumulated
 the rest of the panel: to round-off for a smooth h'. Beyond |w| = S the forms are NaN, and the
 solvers refuse, with one line, an initial density whose |log(rho_0 / rho_d)| exceeds S
 (``Flow.w_limit``; u obeys a maximum principle, so the run stays within the initial range). The inverse (Newton updates in s = beta(u)) brackets w by the table and finishes
-by Newton on log|beta|. No energy is reported (f is a second quadrature; not needed by the
-solvers).
+by Newton on log|beta|. The energy density f (f'' = beta'/u, f(1) = f'(1) = 0) is a second
+table of the same panels: f'(e^w) = g(w) = int_0^w h'(-s) ds, and
+
+    f(u) = u f'(u) - (beta(u) - beta(1))      (d/du of the right side is f'(u); both vanish at u = 1),
+
+taken in log space as rho_d f = rho g(w) - rho_d (beta(u) - beta(1)); for |w| <= 1/2, where the two
+terms cancel, the Gauss-Legendre rule f(e^w) = int_0^w expm1(w - r) p(r) dr of the presets.
 
 >>> import numpy as np
 >>> fl = flow_from_hprime(lambda t: 0.5 / (1 + np.exp(-t)), name="js-by-h")   # h' of js
@@ -32,6 +37,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .flows import Flow
+from .flows.local import _preset_energy
 
 S_MAX = 2500.0
 PANEL = 0.25
@@ -78,6 +84,27 @@ class _Table:
         with np.errstate(divide="ignore"):
             rest = np.where(hi > lo, _log_panel_integrals(log_h, lo, np.where(hi > lo, hi, lo + 1.0)), -np.inf)
         return np.logaddexp(self.cum[k], rest), k
+
+
+def _energy_far(log_h, beta_log):
+    """(L, l) -> rho_d f(u) = rho g(w) - rho_d (beta(u) - beta(1)), w = L - l, g(w) = int_0^w h'(-s) ds
+    (tabulated like beta: the integrand h'(-s) is _log_integrand of log h'(t) + t)."""
+    def log_g_h(t):
+        return log_h(t) + np.asarray(t, dtype=float)
+    up, down = _Table(log_g_h, 0.0, S_MAX), _Table(log_g_h, 0.0, -S_MAX)
+    s1, lb1 = (float(v[0]) for v in beta_log(np.zeros(1)))
+
+    def far(L, l):
+        w = L - l
+        inside = np.abs(w) <= S_MAX
+        w = np.where(inside, w, 0.0)
+        lg = np.where(w >= 0, up.log_integral(log_g_h, np.maximum(w, 0.0))[0],
+                      down.log_integral(log_g_h, np.minimum(w, 0.0))[0])
+        sb, lb = beta_log(w)
+        rho_g = np.sign(w) * np.exp(L + lg)
+        beta_part = sb * np.exp(l + lb) - (s1 * np.exp(l + lb1) if np.isfinite(lb1) else 0.0)
+        return np.where(inside, rho_g - beta_part, np.nan)
+    return far
 
 
 def flow_from_hprime(hprime: Callable, *, log_hprime: Optional[Callable] = None, name: str = "monoflow",
@@ -147,6 +174,8 @@ def flow_from_hprime(hprime: Callable, *, log_hprime: Optional[Callable] = None,
         w = np.where(valid, w, -np.inf)
         return np.where((sign == 0) & (down is not None), 0.0, w)
 
+    energy_log = _preset_energy(_energy_far(log_h, beta_log), log_p)
+
     def beta(u):
         s, lb = beta_log(np.log(np.asarray(u, dtype=float)))
         return s * np.exp(lb)
@@ -155,5 +184,5 @@ def flow_from_hprime(hprime: Callable, *, log_hprime: Optional[Callable] = None,
         return np.asarray(hprime(-np.log(np.asarray(u, dtype=float))), dtype=float)
 
     return Flow(name, beta, dbeta, beta_log=beta_log, log_p=log_p, w_of_beta=w_of_beta,
-                beta_positive=from_minus_inf, w_limit=S_MAX,
+                energy_log=energy_log, beta_positive=from_minus_inf, w_limit=S_MAX,
                 description=description or f"{name}: beta'(u) = h'(-log u)")

@@ -322,14 +322,85 @@ PRESETS: dict[str, Flow] = {
 DEFAULT_FLOW = "js"
 
 
-def get_flow(name_or_flow) -> Flow:
-    """Return a preset by name, or pass a :class:`Flow` through."""
+def minimax_flow(shift: float = 0.0) -> Flow:
+    """MonoFlow's minimax loss log(1 - D) with logit shift C (MATH.md section 7): h'(t) = sigmoid(t + C),
+
+        beta(u) = e^C log(1 + u e^{-C}) = e^C softplus(w - C),   beta'(u) = 1 / (1 + u e^{-C}),
+        u beta'(u) = e^{w - softplus(w - C)} = e^{C - softplus(C - w)},
+
+    energy f(u) = u f'(u) - beta(u) + beta(1) with f'(u) = softplus(C) - softplus(C - w) (f'' = beta'/u,
+    f(1) = f'(1) = 0). C = 0 is exactly twice js.
+    """
+    c = float(shift)
+    if not np.isfinite(c):
+        raise ValueError(f"minimax: shift must be finite (got {shift!r})")
+    ec, em = float(np.exp(c)), float(np.exp(-c))
+    sp_c, sp_mc = float(softplus(c)), float(softplus(-c))
+
+    def energy_far(L, l):
+        w = L - l
+        # rho f'(u) + rho_d e^C (softplus(-C) - softplus(w - C))
+        return _xmul(np.exp(L), sp_c - softplus(c - w)) + _xmul(np.exp(l + c), sp_mc - softplus(w - c))
+
+    def log_p(w):
+        return c - softplus(c - np.asarray(w, dtype=float))
+
+    name = "minimax" if c == 0.0 else f"minimax(shift={c:g})"
+    return Flow(
+        name,
+        beta=lambda u: ec * np.log1p(np.asarray(u, dtype=float) * em),
+        dbeta=lambda u: 1.0 / (1.0 + np.asarray(u, dtype=float) * em),
+        d2beta=lambda u: -em / (1.0 + np.asarray(u, dtype=float) * em) ** 2,
+        beta_log=lambda w: _positive(c + _log_softplus(np.asarray(w, dtype=float) - c)),
+        log_p=log_p,
+        w_of_beta=lambda sign, lb: c + _log_expm1_of_log(np.asarray(lb, dtype=float) - c),
+        energy_log=_preset_energy(energy_far, log_p),
+        description=f"minimax GAN loss log(1 - D), logit shift C = {c:g}: beta = e^C log(1 + u e^-C)",
+    )
+
+
+def _arcsinh_log_hprime(t):
+    """log h'(t) = -log(1 + t^2) / 2 of the arcsinh loss, h'(t) = 1 / sqrt(1 + t^2)."""
+    return -0.5 * np.log1p(np.square(np.asarray(t, dtype=float)))
+
+
+_SECTION7: dict[str, Flow] = {}
+
+
+def arcsinh_flow() -> Flow:
+    """MonoFlow's arcsinh loss (MATH.md section 7): h'(t) = 1 / sqrt(1 + t^2), beta'(u) = 1 / sqrt(1 + log^2 u);
+    beta and f by quadrature in log u (:func:`fpsolver.monoflow.flow_from_hprime`), built once."""
+    if "arcsinh" not in _SECTION7:
+        from ..monoflow import flow_from_hprime   # monoflow builds on this module: import when first asked
+        _SECTION7["arcsinh"] = flow_from_hprime(lambda t: np.exp(_arcsinh_log_hprime(t)),
+                                                log_hprime=_arcsinh_log_hprime, name="arcsinh",
+                                                description="arcsinh loss: beta'(u) = 1 / sqrt(1 + log^2 u)")
+    return _SECTION7["arcsinh"]
+
+
+MONOFLOW_LOSSES = ("minimax", "arcsinh")
+"""MATH.md section 7: flows by name beside the section-2 PRESETS (minimax takes ``shift``)."""
+FLOW_KINDS = tuple(PRESETS) + MONOFLOW_LOSSES
+GAN_FORM_FLOWS = ("js", "non-saturating", "minimax", "kl", "arcsinh")
+"""Flows whose generator loss has a GAN form (MATH.md sections 2 and 7), usable in the GAN loop."""
+_MINIMAX0 = minimax_flow(0.0)
+
+
+def get_flow(name_or_flow, *, shift: Optional[float] = None) -> Flow:
+    """Return a flow by name (a section-2 preset, "minimax" with ``shift`` C, "arcsinh"), or pass a
+    :class:`Flow` through."""
     if isinstance(name_or_flow, Flow):
         return name_or_flow
+    if shift is not None and name_or_flow != "minimax":
+        raise ValueError(f"flow {name_or_flow!r} takes no shift (only minimax does)")
+    if name_or_flow == "minimax":
+        return _MINIMAX0 if shift is None or float(shift) == 0.0 else minimax_flow(shift)
+    if name_or_flow == "arcsinh":
+        return arcsinh_flow()
     try:
         return PRESETS[name_or_flow]
     except KeyError:
-        raise ValueError(f"unknown flow {name_or_flow!r}; choose one of {', '.join(PRESETS)}") from None
+        raise ValueError(f"unknown flow {name_or_flow!r}; choose one of {', '.join(FLOW_KINDS)}") from None
 
 
 def custom_flow(beta: Callable, dbeta: Callable, *, name: str = "custom",

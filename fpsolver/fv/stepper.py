@@ -184,7 +184,7 @@ def solve_case(case, *, scheme: Optional[str] = None, rtol: float = 1e-15, linea
     scheme = scheme or case.scheme
     target, initial = case.discretised()
     op = FVOperator.build(case.grid, target)
-    flow = get_flow(case.flow)
+    flow = case.local_flow()
     w0 = (initial.log_cells - target.log_cells).reshape(op.log_rho_d.shape)
     state = load_checkpoint(resume, case, scheme, op.log_rho_d.shape) if resume else None
     writer = _CheckpointWriter(checkpoint_path, checkpoint_every, case, scheme) if checkpoint_path else None

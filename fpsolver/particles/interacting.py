@@ -26,7 +26,6 @@ import math
 
 import numpy as np
 
-from ..flows import get_flow
 from ..grid import Grid
 from ..kde import linear_binning
 from . import kernels
@@ -44,7 +43,7 @@ class InteractingVelocity:
     """The velocity of the interacting system and its step-size limit."""
 
     def __init__(self, case, bandwidth: float, kde_grid: Grid):
-        self.flow = get_flow(case.flow)
+        self.flow = case.local_flow()
         self.dim, self.bandwidth = case.grid.dim, float(bandwidth)
         self.target = TargetField(case, kde_grid)
         self.estimate = DensityEstimator(kde_grid, bandwidth)

@@ -12,7 +12,6 @@ import numpy as np
 from .. import __version__
 from ..densities import SampleDensity
 from ..errors import InputError
-from ..flows import get_flow
 from ..grid import Grid
 from ..result import Result, json_plain
 from .mmd import MMDVelocity
@@ -57,7 +56,7 @@ def solve_particles(case, *, n: Optional[int] = None, seed: int = 0, bandwidth: 
     _check_options(case, n, seed, bandwidth, integrator, mode, pde, save_positions)
     target, initial = case.discretised()
     if not mmd:
-        get_flow(case.flow).check_representable(initial.log_cells, target.log_cells, case.grid.cell_volume)
+        case.local_flow().check_representable(initial.log_cells, target.log_cells, case.grid.cell_volume)
     n_saved = n if save_positions is None else int(save_positions)
     grid = case.grid
     meta = {"kind": "particles", "backend": "particles", "version": __version__, "mode": mode,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from ..flows import get_flow
 from ..result import Result
 from . import kernels
 from .interacting import C_MOVE
@@ -41,7 +40,7 @@ class PDEVelocity:
 
     def __init__(self, case, dense: Result, scheme: str):
         target, _ = case.discretised()
-        self.grid, self.flow = case.grid, get_flow(case.flow)
+        self.grid, self.flow = case.grid, case.local_flow()
         self.log_rho_d = target.log_cells.reshape(case.grid.shape)
         self.log_rho_d_faces = [f.reshape(s) for f, s in zip(target.log_faces, _face_shapes(case.grid))]
         self.times, self.rho, self.scheme = np.asarray(dense.t), dense.rho, scheme

@@ -1,0 +1,82 @@
+"""Algorithm 1 with mlp D x mlp G as one compiled JAX program, vmapped over seeds (MATH.md section 8).
+
+The same pieces as the classes of :mod:`fpsolver.gan.neural` (``disc_train``, ``js_targets``,
+``gen_fit_mse``), with the outer loop in ``lax.scan`` instead of Python, so that many seeds run as
+one batched program (the ``gan_mlp`` study's seed-to-seed spread). Target samples come from a
+Gaussian mixture drawn in JAX (not truncated to a box: the box must hold the mass).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import neural as nn
+from .neural import _dtype, _load_jax, adam_init, disc_train, gen_apply, gen_fit_mse, js_targets, mlp_init
+
+def mixture_sample(key, log_w, means, chols, n: int):
+    """n samples of sum_k w_k N(mean_k, L_k L_k^T) (not truncated: the box must hold the mass)."""
+    kc, kz = nn.jax.random.split(key)
+    comp = nn.jax.random.categorical(kc, log_w, shape=(n,))
+    z = nn.jax.random.normal(kz, (n, means.shape[1]), means.dtype)
+    return means[comp] + nn.jnp.einsum("nij,nj->ni", chols[comp], z)
+
+
+def gan_run(key, gparams, dlayers, target, z_eval, eps, saves: int, every: int, n: int,
+            d_steps: int, g_steps: int, batch: int, lr_d, lr_g):
+    """Algorithm 1 with the js targets, mlp D x mlp G, for saves * every outer iterations, all in
+    one compiled scan (vmap it over keys for seeds). Per iteration: n fresh target samples and
+    G(z), z ~ N(0, I) fresh; ``disc_train`` (d_steps, minibatches of ``batch``); ``js_targets``;
+    ``gen_fit_mse`` (g_steps). ``target`` = (log_w, means, chols); D's inputs are standardised by
+    the target's mean and spread. Returns G(z_eval) at iterations 0, every, ..., saves * every,
+    shape (saves + 1, len(z_eval), dim), and the final logistic loss at each save."""
+    log_w, means, chols = target
+    w = nn.jnp.exp(log_w)
+    centre = w @ means
+    spread = nn.jnp.sqrt(w @ (means - centre) ** 2 + w @ nn.jnp.diagonal(chols @ nn.jnp.swapaxes(chols, 1, 2),
+                                                                   axis1=1, axis2=2))
+    dparams = (dlayers, centre, spread)
+
+    def one_iteration(carry, _):
+        gp, gopt, dp, dopt, k = carry
+        k, k_data, k_z, k_d = nn.jax.random.split(k, 4)
+        data = mixture_sample(k_data, log_w, means, chols, n)
+        z = nn.jax.random.normal(k_z, (n, z_eval.shape[1]), z_eval.dtype)
+        x = gen_apply(gp, z)
+        dp, dopt, loss = disc_train(dp, dopt, k_d, data, x, d_steps, batch, lr_d)
+        gp, gopt, _ = gen_fit_mse(gp, gopt, z, js_targets(dp, x, eps), g_steps, lr_g)
+        return (gp, gopt, dp, dopt, k), loss
+
+    def one_save(carry, _):
+        carry, losses = nn.lax.scan(one_iteration, carry, None, length=every)
+        return carry, (gen_apply(carry[0], z_eval), losses[-1])
+
+    carry = (gparams, adam_init(gparams), dparams, adam_init(dlayers), key)
+    _, (snaps, losses) = nn.lax.scan(one_save, carry, None, length=saves)
+    return nn.jnp.concatenate([gen_apply(gparams, z_eval)[None], snaps]), losses
+
+
+def gan_run_seeds(seeds: Sequence[int], loc, scale, target_weights, target_means, target_covs,
+                  z_eval: np.ndarray, eps: float, saves: int, every: int, n: int = 512,
+                  fit_steps: int = nn.DEFAULT_FIT_STEPS, options: Optional[dict] = None):
+    """:func:`gan_run` for several seeds at once (jax.vmap over the seeds' keys), G_0(z) = loc +
+    scale z; seed s fixes D's and G's initial weights and every draw; ``options`` as the [gan.mlp]
+    table (defaults: :data:`fpsolver.gan.neural.DEFAULTS`). Returns numpy arrays
+    (seeds, saves + 1, len(z_eval), dim) of samples and (seeds, saves) of D losses."""
+    _load_jax()
+    o = nn.mlp_options(options)
+    dt, width, depth = _dtype(o["dtype"]), o["width"], o["depth"]
+    dim = len(loc)
+    target = (nn.jnp.asarray(np.log(np.asarray(target_weights, float) / np.sum(target_weights)), dt),
+              nn.jnp.asarray(target_means, dt), nn.jnp.asarray(np.linalg.cholesky(target_covs), dt))
+
+    def one(seed_key):
+        k_d, k_g, k_run = nn.jax.random.split(seed_key, 3)
+        layers = mlp_init(k_g, [dim] + [width] * depth + [dim], dt, zero_last=True)
+        gparams = (nn.jnp.asarray(loc, dt), nn.jnp.asarray(scale, dt), layers)
+        dlayers = mlp_init(k_d, [dim] + [width] * depth + [1], dt)
+        return gan_run(k_run, gparams, dlayers, target, nn.jnp.asarray(z_eval, dt), eps, saves, every, n,
+                       o["disc_steps"], fit_steps, o["minibatch"], o["lr_disc"], o["lr_gen"])
+    keys = nn.jnp.stack([nn.jax.random.PRNGKey(int(s)) for s in seeds])
+    snaps, losses = nn.jax.jit(nn.jax.vmap(one))(keys)
+    return np.asarray(snaps, float), np.asarray(losses, float)

@@ -1,0 +1,175 @@
+"""The neural tier of Algorithm 1 (fpsolver.gan.neural): MLP discriminator and generator in JAX.
+
+Checks against theory: the autodiff gradient of the logit against central differences (tolerance
+from the difference formula's own error, estimated by Richardson), the generator's Adam fit against
+the least-squares optimum of the convex affine sub-problem, the trained logit against
+log(rho_d / rho_G) within the seed-to-seed (sampling) error, the MSE and minimax gradients equal at
+the current parameters (MATH.md section 1), determinism, the one-line error without JAX, and an
+end-to-end run of ``fpsolver gan`` with mlp D x mlp G in 2D.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fpsolver.errors import InputError
+from fpsolver.gan import neural
+from fpsolver.gan.neural import MLPDiscriminator, MLPGenerator
+
+
+def _trained_disc(dim=2, dtype="float64", seed=0, steps=200):
+    rng = np.random.default_rng(seed)
+    d = MLPDiscriminator(dim, width=16, steps=steps, batch=128, seed=seed, dtype=dtype)
+    d.fit(rng.normal(0.0, 1.0, (512, dim)), rng.normal(0.7, 0.8, (512, dim)), rng)
+    return d
+
+
+def test_importing_fpsolver_does_not_import_jax():
+    code = "import sys, fpsolver, fpsolver.gan, fpsolver.gan.neural; assert 'jax' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_grad_logit_matches_central_differences():
+    # float64, so that the difference quotient's round-off (~1e-16 |d| / h) is far below its
+    # truncation error h^2 |d'''| / 6; that error is estimated by Richardson (the quotients at h and
+    # h/2 differ by 3/4 of the h-error), and autodiff must agree within twice the estimate + round-off
+    d = _trained_disc()
+    x = np.random.default_rng(5).normal(0.3, 1.0, (20, 2))
+    g = d.grad_logit(x)
+    d2, g2 = d.logit_and_grad(x)
+    assert np.array_equal(d2, d.logit(x)) and np.allclose(g2, g, rtol=0, atol=1e-14)
+    h = 1e-3
+    for axis in range(2):
+        e = np.zeros(2)
+        e[axis] = 1.0
+
+        def quotient(step):
+            return (d.logit(x + step * e) - d.logit(x - step * e)) / (2 * step)
+        fd_h, fd_h2 = quotient(h), quotient(h / 2)
+        trunc = np.abs(fd_h - fd_h2) / 3      # FD(h) - FD(h/2) = 3/4 c h^2; FD(h/2)'s error is c h^2 / 4
+        roundoff = 4e-16 * np.abs(d.logit(x)).max() / (h / 2)
+        assert np.all(np.abs(g[:, axis] - fd_h2) <= 2 * trunc + roundoff), axis
+        assert trunc.max() < 1e-6 * np.abs(g).max()   # sharp: the quotients resolve the gradient
+
+
+def test_generator_fit_reaches_the_affine_least_squares_residual():
+    # Targets y = A z + c + noise: the best affine fit (a convex least-squares problem) leaves the
+    # residual r* (numpy lstsq). G = a + S z + MLP(z) contains the affine maps, so Adam must come
+    # down to r* (within 1 %: the fit is finished); with p parameters it can go below r* only by
+    # fitting the noise, which removes at most about sigma^2 p / m per coordinate on average
+    # (p / m of the noise residual for a linear least-squares model of p parameters).
+    rng = np.random.default_rng(0)
+    m, sigma = 2000, 0.1
+    z = rng.standard_normal((m, 2))
+    y = z @ np.array([[1.5, 0.3], [-0.4, 0.7]]).T + np.array([0.5, -1.0]) + sigma * rng.standard_normal((m, 2))
+    X = np.c_[z, np.ones(m)]
+    coef = np.linalg.lstsq(X, y, rcond=None)[0]
+    r_star = float(np.mean(np.sum((X @ coef - y) ** 2, axis=1)))
+    g = MLPGenerator(2, width=8, lr=3e-3, dtype="float64", seed=0)
+    p = sum(np.size(a) for a in neural.jax.tree_util.tree_leaves(g.params))
+    r0 = float(np.mean(np.sum((g.sample(z) - y) ** 2, axis=1)))
+    res = g.fit_mse(z, y, 1000, rng)
+    assert r0 > 10 * r_star
+    assert r_star * (1 - p / m) <= res <= 1.01 * r_star, (res, r_star, p)
+
+
+def test_logit_approaches_the_log_density_ratio_within_the_sampling_error():
+    # rho_d = N(0, 1), rho_G = N(1, 1): log(rho_d / rho_G)(x) = 1/2 - x. Eight seeds, each with its
+    # own samples (4000 + 4000) and initial weights; their spread is the estimator's sampling error
+    # (samples and Adam's minibatch noise). The mean error over seeds at points in the bulk must be
+    # within 5 standard errors of the mean (t with 7 degrees of freedom: two-sided p = 0.002 per
+    # point), and the estimator itself accurate to 0.3 in the bulk (spread included).
+    x = np.linspace(-1.0, 2.0, 7)[:, None]
+    errors = []
+    for s in range(8):
+        rng = np.random.default_rng(100 + s)
+        d = MLPDiscriminator(1, width=32, steps=2000, batch=256, seed=s)
+        d.fit(rng.normal(0.0, 1.0, (4000, 1)), rng.normal(1.0, 1.0, (4000, 1)), rng)
+        errors.append(d.logit(x) - (0.5 - x[:, 0]))
+    errors = np.array(errors)
+    se = errors.std(axis=0, ddof=1) / np.sqrt(len(errors))
+    assert np.all(np.abs(errors.mean(axis=0)) <= 5 * se), (errors.mean(axis=0), se)
+    assert np.abs(errors).max() < 0.3
+
+
+def test_mse_and_minimax_gradients_agree_at_the_current_parameters():
+    # MATH.md section 1: with y = G(z) + eps sigmoid(d) grad d / 2 frozen, grad_theta of the MSE at
+    # theta equals grad_theta of eps mean log(1 - D(G_theta(z))); both by autodiff, so to round-off
+    jax = neural.jax
+    d = _trained_disc()
+    g = MLPGenerator(2, loc=[0.5, 0.0], scale=[[0.8, 0], [0.2, 0.7]], width=16, dtype="float64", seed=3)
+    z = neural.jnp.asarray(np.random.default_rng(1).standard_normal((300, 2)))
+    eps = 0.05
+    y = neural.js_targets(d.params, neural.gen_apply(g.params, z), eps)
+    g_mse = jax.grad(neural._mse)(g.params, z, y)
+    g_mm = jax.grad(neural._minimax)(g.params, d.params, z, eps)
+    a = np.concatenate([np.ravel(v) for v in jax.tree_util.tree_leaves(g_mse)])
+    b = np.concatenate([np.ravel(v) for v in jax.tree_util.tree_leaves(g_mm)])
+    assert np.max(np.abs(a - b)) <= 1e-12 * np.max(np.abs(b))
+
+
+class _NumpyDisc:
+    """A discriminator known only through numpy logit / grad_logit (like the exact and kernel ones)."""
+
+    def __init__(self, disc):
+        self.disc = disc
+
+    def logit(self, x):
+        return self.disc.logit(x)
+
+    def grad_logit(self, x):
+        return self.disc.grad_logit(x)
+
+
+def test_minimax_fit_with_a_numpy_discriminator_equals_the_compiled_path():
+    d = _trained_disc()
+    z = np.random.default_rng(2).standard_normal((200, 2))
+    g1, g2 = (MLPGenerator(2, width=16, dtype="float64", seed=4) for _ in range(2))
+    l1 = g1.fit_minimax(z, d, 5, np.random.default_rng(0), 0.1)
+    l2 = g2.fit_minimax(z, _NumpyDisc(d), 5, np.random.default_rng(0), 0.1)
+    assert abs(l1 - l2) <= 1e-12 * abs(l1)
+    assert np.allclose(g1.sample(z), g2.sample(z), rtol=0, atol=1e-12)
+    # and the steps descend the loss they are taken on
+    l0 = MLPGenerator(2, width=16, dtype="float64", seed=4).fit_minimax(z, d, 0, np.random.default_rng(0), 0.1)
+    assert l1 < l0
+
+
+def test_same_seed_same_run_bit_for_bit():
+    def run():
+        rng = np.random.default_rng(7)
+        d = MLPDiscriminator(2, width=16, steps=20, batch=64, seed=1)
+        g = MLPGenerator(2, width=16, fit_steps=5, seed=2)
+        z = rng.standard_normal((128, 2))
+        for _ in range(3):
+            x = g.sample(z)
+            d.fit(rng.normal(0.0, 1.0, (128, 2)), x, rng)
+            dd, grad = d.logit_and_grad(x)
+            g.fit_mse(z, x + 0.1 * 0.5 / (1 + np.exp(-dd))[:, None] * grad, None, rng)
+        return g.sample(z), d.logit(z)
+    (a1, b1), (a2, b2) = run(), run()
+    assert np.array_equal(a1, a2) and np.array_equal(b1, b2)
+
+
+def test_without_jax_one_line_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "jax", None)   # "import jax" raises ImportError
+    monkeypatch.setattr(neural, "jax", None)
+    for build in (lambda: MLPDiscriminator(2), lambda: MLPGenerator(2)):
+        with pytest.raises(InputError) as err:
+            build()
+        msg = str(err.value)
+        assert "\n" not in msg and 'pip install "fpsolver[gan]"' in msg
+
+
+def test_bad_sizes_are_one_line_errors():
+    with pytest.raises(InputError, match="width"):
+        MLPDiscriminator(2, width=0)
+    with pytest.raises(InputError, match="dtype"):
+        MLPGenerator(2, dtype="float16")
+    g = MLPGenerator(2)
+    with pytest.raises(InputError, match="latents"):
+        g.sample(np.zeros((3, 1)))
+    with pytest.raises(InputError, match="fit it"):
+        MLPDiscriminator(2).logit(np.zeros((3, 2)))
