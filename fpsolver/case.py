@@ -6,16 +6,18 @@ The schema is a contract (README, "Case files"). Every problem is reported as on
 from __future__ import annotations
 
 import copy
+import importlib
 import math
 import os
 import tomllib
 from dataclasses import dataclass, fields
+from typing import Optional
 
 import numpy as np
 
 from .densities import Density, FunctionDensity, GaussianMixture, GridDensity, SampleDensity, Uniform, discretise
 from .errors import CaseError
-from .flows import FLOW_KINDS, NONLOCAL_FLOWS, get_flow
+from .flows import FLOW_KINDS, NONLOCAL_FLOWS, Flow, get_flow
 from .grid import Grid
 
 SCHEMES = ("backward-euler", "bdf2")
@@ -36,7 +38,10 @@ class Case:
     (keywords also override a path's or dict's tables; ``flow="kl"`` is short for
     ``{"kind": "kl"}``). In a dict, a ``grid`` density may give ``values = <array>`` instead of
     ``path``, a ``samples`` density ``points = <array>``, and a density may be a callable
-    log-density (or ``{"kind": "function", "log_pdf": f}``). Every problem is one CaseError.
+    log-density (or ``{"kind": "function", "log_pdf": f}``). A flow may be a
+    :class:`~fpsolver.flows.Flow` of your own (``flow=fpsolver.flow_from_hprime(...)``), or, in a
+    case file, ``kind = "package.module:name"``, imported only with ``allow_imports=True``
+    (``--allow-imports``): a case file alone never runs code. Every problem is one CaseError.
 
     >>> c = Case(domain={"lower": [-4.0], "upper": [4.0], "cells": [80]},
     ...          target={"kind": "gaussian", "mean": [0.0], "std": [1.0]},
@@ -55,6 +60,7 @@ class Case:
     scheme: str
     raw: dict  # the case as a plain dict (paths made absolute), stored in result meta
     source: str = "<dict>"
+    custom: Optional[Flow] = None  # a user's Flow (flow.kind a Flow object or "module:name")
 
     def __init__(self, *args, **kwargs):
         if (args and isinstance(args[0], Grid)) or "grid" in kwargs:   # the validated parts (dataclasses.replace)
@@ -65,7 +71,8 @@ class Case:
             return
         if len(args) > 1:
             raise CaseError("", "Case(spec, **tables): one path or dict, then keyword tables")
-        built = _build(args[0] if args else None, kwargs)
+        allow = bool(kwargs.pop("allow_imports", False))
+        built = _build(args[0] if args else None, kwargs, allow)
         for f in fields(Case):
             object.__setattr__(self, f.name, getattr(built, f.name))
 
@@ -79,15 +86,16 @@ class Case:
         return self.raw["flow"].get("shift") if self.flow == "minimax" else None
 
     def local_flow(self):
-        """The :class:`~fpsolver.flows.Flow` of a local (f-divergence) flow, its parameters applied."""
-        return get_flow(self.flow, shift=self.flow_shift)
+        """The :class:`~fpsolver.flows.Flow` of a local (f-divergence) flow, its parameters applied
+        (or the user's own flow)."""
+        return self.custom if self.custom is not None else get_flow(self.flow, shift=self.flow_shift)
 
     @property
     def save_steps(self) -> tuple[int, ...]:
         return tuple(int(round(t / self.dt)) for t in self.save_times)
 
     def with_overrides(self, *, dt: float | None = None, cells=None, scheme: str | None = None,
-                       flow: str | None = None, save_times=None) -> "Case":
+                       flow=None, save_times=None) -> "Case":
         """A copy with CLI overrides applied and re-validated."""
         raw = copy.deepcopy(self.raw)
         if dt is not None:
@@ -102,7 +110,9 @@ class Case:
                 raw["flow"].pop("shift", None)
         if save_times is not None:
             raw["time"]["save_times"] = list(save_times)
-        return Case.from_dict(raw, base_dir=None, source=self.source)
+        # a flow imported from a module was allowed when this case was made
+        return Case.from_dict(raw, base_dir=None, source=self.source,
+                              allow_imports=self.custom is not None and flow is None)
 
     def discretised(self):
         """(target, initial) as :class:`~fpsolver.densities.Discretised` on the grid."""
@@ -110,7 +120,8 @@ class Case:
             _checked_discretise(self.initial, self.grid, "initial")
 
     @classmethod
-    def from_toml(cls, path) -> "Case":
+    def from_toml(cls, path, *, allow_imports: bool = False) -> "Case":
+        """Read and validate a case file; ``allow_imports`` lets ``[flow] kind = "module:name"`` import."""
         path = os.fspath(path)
         try:
             with open(path, "rb") as fh:
@@ -123,39 +134,41 @@ class Case:
             raise CaseError("", f"{path}: not valid TOML ({exc})") from None
         except UnicodeDecodeError:
             raise CaseError("", f"{path}: not a UTF-8 text file") from None
-        return cls.from_dict(data, base_dir=os.path.dirname(os.path.abspath(path)), source=path)
+        return cls.from_dict(data, base_dir=os.path.dirname(os.path.abspath(path)), source=path,
+                             allow_imports=allow_imports)
 
     @classmethod
-    def from_dict(cls, data: dict, base_dir: str | None = None, source: str = "<dict>") -> "Case":
+    def from_dict(cls, data: dict, base_dir: str | None = None, source: str = "<dict>", *,
+                  allow_imports: bool = False) -> "Case":
         data = copy.deepcopy(data)
         # [gan]: the GAN loop's options (fpsolver.gan.options validates them when the loop runs)
         _table(data, "", {"domain", "target", "initial", "flow", "time"}, required=True, optional=("gan",))
         grid = _parse_domain(data["domain"])
         target = _parse_density(data["target"], "target", grid, base_dir)
         initial = _parse_density(data["initial"], "initial", grid, base_dir)
-        flow = _parse_flow(data["flow"])
+        flow, custom = _parse_flow(data["flow"], allow_imports)
         dt, save_times, scheme = _parse_time(data["time"], TRANSPORT_SCHEMES if flow in KERNEL_FLOWS else SCHEMES)
         data["time"]["scheme"] = scheme
         data["time"]["save_times"] = list(save_times)
-        case = cls(grid, target, initial, flow, dt, save_times, scheme, data, source)
+        case = cls(grid, target, initial, flow, dt, save_times, scheme, data, source, custom)
         case.discretised()  # positivity and finiteness of both densities on the grid
         return case
 
 
-def _build(spec, tables: dict) -> Case:
+def _build(spec, tables: dict, allow_imports: bool = False) -> Case:
     """Case(spec, **tables): spec a path (str or PathLike), a dict, a Case or None."""
     if isinstance(spec, Case):
         spec = spec.raw
     if spec is None or isinstance(spec, dict):
         data, base_dir, source = dict(spec or {}), None, "<dict>"
     elif isinstance(spec, (str, os.PathLike)):
-        base = Case.from_toml(spec)
+        base = Case.from_toml(spec, allow_imports=allow_imports)
         data, base_dir, source = dict(base.raw), os.path.dirname(os.path.abspath(spec)), os.fspath(spec)
     else:
         raise CaseError("", f"Case(...): expected a case file path, a dict or keyword tables, got {type(spec).__name__}")
     for key, value in tables.items():
-        data[key] = {"kind": value} if key == "flow" and isinstance(value, str) else value
-    return Case.from_dict(data, base_dir=base_dir, source=source)
+        data[key] = {"kind": value} if key == "flow" and isinstance(value, (str, Flow)) else value
+    return Case.from_dict(data, base_dir=base_dir, source=source, allow_imports=allow_imports)
 
 
 # ---------------------------------------------------------------- helpers
@@ -362,9 +375,13 @@ def _load_npy(spec, key, base_dir) -> np.ndarray:
     return arr
 
 
-def _parse_flow(spec) -> str:
-    """The flow's kind; a kernel flow's sub-tables are validated here (MATH.md section 9)."""
+def _parse_flow(spec, allow_imports: bool = False) -> tuple[str, Optional[Flow]]:
+    """(kind, the user's Flow or None); a kernel flow's sub-tables are validated here (MATH.md section 9)."""
     tables = sorted(set().union(*(m.SPEC_KEYS for m in NONLOCAL_FLOWS.values())))
+    if isinstance(spec, dict) and (isinstance(spec.get("kind"), Flow)
+                                   or (isinstance(spec.get("kind"), str) and ":" in spec["kind"])):
+        _table(spec, "flow", {"kind"}, required=True)
+        return _custom_flow(spec["kind"], allow_imports)
     _table(spec, "flow", {"kind"}, required=True, optional=tables + ["shift"])
     kind = _choice(spec["kind"], "flow.kind", FLOW_KINDS + KERNEL_FLOWS)
     extra = [k for k in tables if k in spec]
@@ -378,12 +395,36 @@ def _parse_flow(spec) -> str:
     if kind not in KERNEL_FLOWS:
         if extra:
             raise CaseError(f"flow.{extra[0]}", f"only for the kernel flows ({', '.join(KERNEL_FLOWS)})")
-        return kind
+        return kind, None
     unknown = [k for k in extra if k not in NONLOCAL_FLOWS[kind].SPEC_KEYS]
     if unknown:
         raise CaseError(f"flow.{unknown[0]}", f"not a table of the {kind} flow")
     NONLOCAL_FLOWS[kind].check_spec(spec)
-    return kind
+    return kind, None
+
+
+def _custom_flow(kind, allow_imports: bool) -> tuple[str, Flow]:
+    """A Flow object as it is ("python:<name>"), or "module:name" imported if the user allows it."""
+    if isinstance(kind, Flow):
+        return f"python:{kind.name}", kind
+    module, _, name = kind.partition(":")
+    if not allow_imports:
+        raise CaseError("flow.kind", f"{kind!r} names Python code, and a case file never runs code on its own; "
+                        "allow it with --allow-imports (command line) or allow_imports=True (Python)")
+    if not module or not name:
+        raise CaseError("flow.kind", f"{kind!r}: expected \"package.module:name\"")
+    try:
+        obj = getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise CaseError("flow.kind", f"{kind!r}: cannot import {module!r} ({exc})") from None
+    except AttributeError:
+        raise CaseError("flow.kind", f"{kind!r}: module {module!r} has no {name!r}") from None
+    except Exception as exc:   # the user's module itself failed while importing
+        raise CaseError("flow.kind", f"{kind!r}: importing {module!r} raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(obj, Flow):
+        raise CaseError("flow.kind", f"{kind!r} is a {type(obj).__name__}, not a fpsolver Flow "
+                        "(make one with fpsolver.custom_flow or fpsolver.flow_from_hprime)")
+    return kind, obj
 
 
 def _parse_time(spec, schemes=SCHEMES):

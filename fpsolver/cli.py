@@ -50,7 +50,7 @@ def _progress(label, total, quiet):
 def cmd_solve(args) -> int:
     from .case import Case
 
-    case = Case.from_toml(args.case)
+    case = Case.from_toml(args.case, allow_imports=args.allow_imports)
     if args.cells is not None and len(args.cells) != case.grid.dim:
         raise InputError(f"--cells: give {case.grid.dim} value(s) for this {case.grid.dim}D case")
     case = case.with_overrides(dt=args.dt, cells=args.cells, scheme=args.scheme)
@@ -113,13 +113,13 @@ def cmd_plot(args) -> int:
 def cmd_particles(args) -> int:
     from .case import Case
     from .particles import solve_particles_cli
-    return solve_particles_cli(args, Case.from_toml(args.case), _out_path(args.out))
+    return solve_particles_cli(args, Case.from_toml(args.case, allow_imports=args.allow_imports), _out_path(args.out))
 
 
 def cmd_gan(args) -> int:
     from .case import Case
     from .gan.command import run_gan_cli
-    return run_gan_cli(args, Case.from_toml(args.case), _out_path(args.out))
+    return run_gan_cli(args, Case.from_toml(args.case, allow_imports=args.allow_imports), _out_path(args.out))
 
 
 def _count(text: str) -> int:
@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("solve", help="solve a case on the grid (finite volumes, or FiPy)")
     s.add_argument("case", help="case file (TOML)")
     s.add_argument("--out", required=True, help="result file (.npz)")
+    _allow_imports_option(s)
     s.add_argument("--backend", choices=("fv", "fipy"), default="fv")
     s.add_argument("--scheme", choices=("backward-euler", "bdf2", "muscl", "upwind"),
                    help="backward-euler | bdf2 (local flows); muscl | upwind (kernel flows)")
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("particles", help="particle solver for the distribution-dependent ODE")
     s.add_argument("case")
     s.add_argument("--out", required=True)
+    _allow_imports_option(s)
     s.add_argument("--n", type=int, default=None,
                    help='number of particles (default 100000, or the points\' number with initial.use = "as-is")')
     s.add_argument("--seed", type=int, default=0)
@@ -197,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("gan", help="GAN in the loop (Algorithm 1): a discriminator and a generator trained in turn")
     s.add_argument("case", help="case file (TOML); its optional [gan] table sets the defaults below")
     s.add_argument("--out", required=True, help="result file (.npz): generator samples at the save times")
+    _allow_imports_option(s)
     s.add_argument("--epsilon", type=_positive, help="outer step (default: the case's dt)")
     s.add_argument("--discriminator", choices=("exact", "kernel", "mlp"))
     s.add_argument("--generator", choices=("particles", "monotone", "mlp"))
@@ -230,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=".", help="folder for the files (default: here)")
     s.set_defaults(func=cmd_demo)
     return p
+
+
+def _allow_imports_option(s) -> None:
+    s.add_argument("--allow-imports", action="store_true",
+                   help='let [flow] kind = "package.module:name" import that Python module (a case file '
+                        "never runs code without this flag)")
 
 
 def _on_sigterm(signum, frame):

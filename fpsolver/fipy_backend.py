@@ -92,7 +92,10 @@ MONOFLOW_DBETA: dict[str, Callable[..., np.ndarray]] = {
 
 
 def _dbeta(case) -> Callable[[np.ndarray], np.ndarray]:
-    """beta'(u) of the case's flow, its parameters (the minimax shift) bound."""
+    """beta'(u) of the case's flow, its parameters (the minimax shift) bound; a user's flow gives
+    its own beta' (the definition the user wrote, so nothing of fpsolver's is borrowed)."""
+    if getattr(case, "custom", None) is not None:
+        return case.custom.dbeta
     if case.flow == "minimax":
         shift = float(case.raw["flow"].get("shift", 0.0))
         return lambda u: MONOFLOW_DBETA["minimax"](u, shift)

@@ -182,6 +182,8 @@ def _json_default(obj):
         return obj.item()
     if isinstance(obj, np.ndarray):
         return obj.tolist()
+    if hasattr(obj, "log_dbeta") and hasattr(obj, "name"):     # a user's Flow object: by name
+        return f"<python flow {obj.name}>"
     if callable(obj):       # a log-density given from Python: recorded by name, never re-run from a file
         return f"<python callable {getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}>"
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

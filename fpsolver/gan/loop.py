@@ -53,9 +53,9 @@ def run_gan(case, options: Optional[GanOptions] = None, *, progress: Optional[Ca
 
 def _flow_and_loss_weight(case, opts: GanOptions):
     """The flow, and for the minimax loss the weight w with w d/dx log(1 - sigmoid(d)) = -2 h'(d) grad d."""
-    if case.flow not in GAN_FORM_FLOWS:
+    if case.flow not in GAN_FORM_FLOWS and case.custom is None:   # a user's flow is its own h'
         raise InputError(f"fpsolver gan: flow {case.flow!r} has no GAN generator loss "
-                         f"(one of {', '.join(GAN_FORM_FLOWS)})")
+                         f"(one of {', '.join(GAN_FORM_FLOWS)}, or a flow of your own)")
     flow = case.local_flow()
     weight = None
     if opts.generator_loss == "minimax":
