@@ -23,9 +23,10 @@ from .flows import Flow, custom_flow, get_flow  # noqa: F401,E402
 from .monoflow import flow_from_hprime  # noqa: F401,E402
 # the modules of the same names first, so that the functions below keep the names
 # (import statements such as ``from fpsolver.particles import solve_particles`` still reach them)
-from . import compare as _compare_module, particles as _particles_package, validate as _validate_module  # noqa: F401,E402
-from .api import compare, load, particles, plot, solve, validate  # noqa: F401,E402
+from . import compare as _compare_module, gan as _gan_package, particles as _particles_package  # noqa: F401,E402
+from . import validate as _validate_module  # noqa: F401,E402
+from .api import compare, gan, load, particles, plot, solve, validate  # noqa: F401,E402
 
-__all__ = ["Case", "Result", "solve", "particles", "compare", "plot", "validate", "load",
+__all__ = ["Case", "Result", "solve", "particles", "gan", "compare", "plot", "validate", "load",
            "Flow", "custom_flow", "flow_from_hprime", "get_flow",
            "FpsolverError", "CaseError", "InputError", "SolverError", "__version__"]

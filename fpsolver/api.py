@@ -84,6 +84,24 @@ def particles(case: CaseLike, *, n: Optional[int] = None, seed: int = 0, progres
             bar.close()
 
 
+def gan(case: CaseLike, *, progress: bool = False, **options) -> Result:
+    """GAN training in the loop (Algorithm 1, MATH.md section 8): train D, move the generator's
+    samples to y = x + eps h'(d(x)) grad d(x), fit G to them; ``options`` as in ``fpsolver gan``
+    (``epsilon``, ``discriminator``, ``generator``, ``knots``, ``fit_steps``, ``generator_loss``,
+    ``latent``, ``n``, ``batch``, ``seed``) over the case's ``[gan]`` table, plus case overrides.
+    Returns a particle Result of N fresh generator samples at the save times (``meta`` holds the
+    per-iteration losses, and ``meta["diverged"]`` when the loop diverged)."""
+    over = {k: options.pop(k) for k in list(options) if k in _CASE_OVERRIDES}
+    c = as_case(case, **over)
+    from .gan import run_gan
+    bar = _bar("gan", max(1, int(round(c.save_times[-1] / (options.get("epsilon") or c.dt)))), progress)
+    try:
+        return run_gan(c, progress=bar, **options)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 class ComparisonTable(list):
     """Rows {t, n, l1, w1[, ks]} (a list of dicts) that print as the ``fpsolver compare`` table."""
 

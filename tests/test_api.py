@@ -176,7 +176,8 @@ def test_a_jupyter_kernel_shows_the_figure_inline():
     assert any("image/png" in k for k in kinds), nb.cells[0].outputs
 
 
-@pytest.mark.parametrize("script", ["quick_start.py", "particles_vs_pde.py", "custom_monoflow.py"])
+@pytest.mark.parametrize("script", ["quick_start.py", "particles_vs_pde.py", "custom_monoflow.py",
+                                    "gan_in_the_loop.py", "mmd_flow.py"])
 def test_notebook_examples_run_and_write_their_figure(script, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runpy.run_path(os.path.join(EXAMPLES, "notebooks", script), run_name="__main__")
