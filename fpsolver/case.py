@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .densities import Density, GaussianMixture, GridDensity, SampleDensity, Uniform, discretise
+from .dynamics.spec import DUAL_SCHEMES, DiscriminatorSpec, parse_discriminator
 from .errors import CaseError
 from .flows import NONLOCAL_FLOWS, PRESETS
 from .grid import Grid
@@ -39,6 +40,7 @@ class Case:
     scheme: str
     raw: dict  # the case as a plain dict (paths made absolute), stored in result meta
     source: str = "<dict>"
+    discriminator: DiscriminatorSpec | None = None  # [discriminator]: the dual flow of MATH.md §10
 
     @property
     def final_time(self) -> float:
@@ -88,15 +90,18 @@ class Case:
     @classmethod
     def from_dict(cls, data: dict, base_dir: str | None = None, source: str = "<dict>") -> "Case":
         data = copy.deepcopy(data)
-        _table(data, "", {"domain", "target", "initial", "flow", "time"}, required=True)
+        _table(data, "", {"domain", "target", "initial", "flow", "time"}, required=True,
+               optional=("discriminator",))
         grid = _parse_domain(data["domain"])
         target = _parse_density(data["target"], "target", grid, base_dir)
         initial = _parse_density(data["initial"], "initial", grid, base_dir)
         flow = _parse_flow(data["flow"])
-        dt, save_times, scheme = _parse_time(data["time"], TRANSPORT_SCHEMES if flow in KERNEL_FLOWS else SCHEMES)
+        disc = parse_discriminator(data["discriminator"], flow) if "discriminator" in data else None
+        schemes = DUAL_SCHEMES if disc else TRANSPORT_SCHEMES if flow in KERNEL_FLOWS else SCHEMES
+        dt, save_times, scheme = _parse_time(data["time"], schemes)
         data["time"]["scheme"] = scheme
         data["time"]["save_times"] = list(save_times)
-        case = cls(grid, target, initial, flow, dt, save_times, scheme, data, source)
+        case = cls(grid, target, initial, flow, dt, save_times, scheme, data, source, disc)
         case.discretised()  # positivity and finiteness of both densities on the grid
         return case
 

@@ -33,6 +33,8 @@ def plot_density(res: Result, path: str, pdf: bool = False) -> None:
     if res.kind != "density":
         raise ValueError("plot_density needs a density result")
     flow = res.meta.get("flow", "?")
+    if res.f is not None:
+        return _plot_density_and_logit(res, path, pdf)
     if res.dim == 1:
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
         x = res.axes[0]
@@ -67,6 +69,48 @@ def plot_density(res: Result, path: str, pdf: bool = False) -> None:
                 ax.set_xlabel("x")
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label=r"density $\rho$")
         fig.suptitle(f"{flow} flow, {res.meta.get('backend', 'fv')} solver")
+    save_figure(fig, path, pdf)
+
+
+def _plot_density_and_logit(res: Result, path: str, pdf: bool) -> None:
+    """Dual-flow results: the density (as plot_density) beside the discriminator logit f; 2D: a row
+    of rho heat maps above a row of f heat maps (diverging colours around f = 0, D = 1/2)."""
+    flow, kappa = res.meta.get("flow", "?"), res.meta.get("discriminator", {}).get("rate", "?")
+    title = f"{flow} generator, discriminator flow (kappa = {kappa:g})" if isinstance(kappa, (int, float)) \
+        else f"{flow} generator, discriminator flow"
+    cmap = plt.get_cmap("viridis")
+    if res.dim == 1:
+        fig, (ax, axf) = plt.subplots(1, 2, figsize=(11.0, 4.0), layout="constrained")
+        x = res.axes[0]
+        for k, (t, rho, f) in enumerate(zip(res.t, res.rho, res.f)):
+            colour = cmap(k / max(len(res.t) - 1, 1))
+            ax.plot(x, rho, color=colour, label=f"t = {t:g}")
+            axf.plot(x, f, color=colour, label=f"t = {t:g}")
+        if res.rho_d is not None:
+            ax.plot(x, res.rho_d, "k--", lw=1.2, label=r"$\rho_d$")
+        ax.set(xlabel="x", ylabel=r"density $\rho(t, x)$")
+        axf.set(xlabel="x", ylabel=r"logit $f(t, x)$, $D = \sigma(f)$")
+        ax.legend(fontsize=8)
+        axf.legend(fontsize=8)
+        fig.suptitle(title)
+        save_figure(fig, path, pdf)
+        return
+    n = len(res.t)
+    fig, axes = plt.subplots(2, n, figsize=(2.8 * n + 1.5, 5.8), squeeze=False, layout="constrained",
+                             sharex=True, sharey=True)
+    extent = _extent(res.axes)
+    vmax = float(np.max(res.rho))
+    fmax = float(np.max(np.abs(res.f))) or 1.0
+    for k, t in enumerate(res.t):
+        im = axes[0, k].imshow(res.rho[k].T, origin="lower", extent=extent, vmin=0, vmax=vmax, cmap="viridis")
+        imf = axes[1, k].imshow(res.f[k].T, origin="lower", extent=extent, vmin=-fmax, vmax=fmax, cmap="RdBu_r")
+        axes[0, k].set_title(f"t = {t:g}")
+        axes[1, k].set_xlabel("x")
+    axes[0, 0].set_ylabel("y")
+    axes[1, 0].set_ylabel("y")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label=r"density $\rho$")
+    fig.colorbar(imf, ax=axes[1].tolist(), shrink=0.8, label=r"logit $f$")
+    fig.suptitle(title)
     save_figure(fig, path, pdf)
 
 

@@ -41,6 +41,9 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
     interacting mode with the exact velocity of :mod:`.mmd` (no KDE; ``mmd_velocity`` picks
     direct sums, binning + FFT, or ``auto``).
     """
+    if getattr(case, "discriminator", None) is not None:
+        raise InputError("[discriminator]: the dual flow has no particle solver yet; solve the case on "
+                         "the grid (fpsolver solve)")
     mmd = case.flow == "mmd"
     if mmd and (mode != "interacting" or bandwidth is not None):
         raise InputError("flow 'mmd': particles run in --mode interacting with the exact kernel "
