@@ -40,6 +40,11 @@ STUDIES = [
     ("mmd_arbel", "mmd", "study_mmd_arbel"),
     ("mmd_critic", "mmd", "study_mmd_critic"),
     ("mmd_particles", "mmd_particles", "study_mmd_particles"),
+    ("dual_kappa", "dual", "study_dual_kappa"),
+    ("dual_gan", "dual", "study_dual_gan"),
+    ("dual_slow", "dual_modes", "study_dual_slow"),
+    ("dual_kernel", "dual_modes", "study_dual_kernel"),
+    ("dual_orders", "dual_modes", "study_dual_orders"),
 ]
 STUDY_NAMES = [s[0] for s in STUDIES]
 
