@@ -259,3 +259,22 @@ def test_discrete_gan_refuses_a_step_that_breaks_positivity():
     case = Case.from_dict(_raw(n=100, target=(-2.0, 0.5), initial=(3.0, 0.5), T=1.0))
     with pytest.raises(SolverError, match="positivity"):
         run_discrete_gan(case, 0.5)
+
+
+@pytest.mark.parametrize("flow", __import__("fpsolver.dynamics.spec", fromlist=["x"]).gan_form_flows())
+def test_every_gan_form_flow_reaches_its_optimal_discriminator_flow(flow):
+    """For each preset with a GAN form (h'(f) from flow.log_dbeta(-f)), on the equal-variance case
+    of the kappa test: mass exact, rho >= 0, and the distance to the kappa = inf run falls like
+    1/kappa between kappa = 1e3 and 1e4 (local slope -1 +- 0.15, MATH.md section 10)."""
+    raw = _raw(n=100, lower=-3.0, upper=3.0, target=(0.0, 2.0), initial=(1.0, 2.0))
+    raw["flow"]["kind"] = flow
+    case = Case.from_dict(raw)
+    dt = 0.2 * 0.06 ** 2          # below dx^2 / (2 max h'): kl and non-saturating have h' up to 1
+    run = lambda k: solve_case_dual(case, spec=dataclasses.replace(case.discriminator, rate=k), dt_fixed=dt)  # noqa: E731
+    ref = run(np.inf)
+    errs = []
+    for k in (1e3, 1e4):
+        res = run(k)
+        assert res.meta["mass_error"] <= 200 * EPS and res.rho.min() >= 0.0
+        errs.append(np.sum(np.abs(res.rho[-1] - ref.rho[-1])))
+    assert np.log10(errs[1] / errs[0]) == pytest.approx(-1.0, abs=0.15)

@@ -133,7 +133,9 @@ class _Recorder:
         self.mass.append(float(np.sum(rho) * self.vol))
         self.gan.append(dual.gan_value(f, rho, self.rho_d, self.vol))
         self.js.append(self.js_flow.energy_from_logs(log_rho, self.log_rho_d, self.vol))
-        if self.flow.has_energy:
+        if self.flow.name == "js":
+            self.energy.append(self.js[-1])          # the js flow's energy is JS itself
+        elif self.flow.has_energy:
             self.energy.append(self.flow.energy_from_logs(log_rho, self.log_rho_d, self.vol))
 
 
