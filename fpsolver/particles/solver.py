@@ -39,11 +39,13 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
     KDE grid (default: :func:`~.interacting.default_kde_grid`, the case grid refined to at
     least 3 cells per bandwidth). A kernel flow (``[flow] kind = "mmd"``) runs in the
     interacting mode with the exact velocity of :mod:`.mmd` (no KDE; ``mmd_velocity`` picks
-    direct sums, binning + FFT, or ``auto``).
+    direct sums, binning + FFT, or ``auto``). A case with a ``[discriminator]`` table runs the dual
+    flow of MATH.md section 10 (:mod:`fpsolver.dynamics.particles`: f on the case grid, positions
+    and f at the save times; no superposition, checkpoints or ``kde_cells``).
     """
     if getattr(case, "discriminator", None) is not None:
-        raise InputError("[discriminator]: the dual flow has no particle solver yet; solve the case on "
-                         "the grid (fpsolver solve)")
+        return _solve_dual(case, n, seed, bandwidth, integrator, mode, pde, save_positions, progress,
+                           checkpoint_path, resume, kde_cells, mmd_velocity)
     mmd = case.flow == "mmd"
     if mmd and (mode != "interacting" or bandwidth is not None):
         raise InputError("flow 'mmd': particles run in --mode interacting with the exact kernel "
@@ -97,6 +99,19 @@ def solve_particles(case, *, n: int = 100_000, seed: int = 0, bandwidth: Optiona
     return Result(t=np.array(state.saved_t), meta=meta, axes=grid.centres,
                   rho_d=np.exp(target.log_cells), positions=np.stack(state.saved_x),
                   extra={"counts": np.stack(state.counts)})
+
+
+def _solve_dual(case, n, seed, bandwidth, integrator, mode, pde, save_positions, progress,
+                checkpoint_path, resume, kde_cells, mmd_velocity) -> Result:
+    """A case with a [discriminator] table: the dual flow of MATH.md section 10 with f on the grid."""
+    from ..dynamics.particles import check_dual_options, solve_dual_particles
+    if mmd_velocity != "auto":
+        raise InputError("--mmd-velocity applies to kernel flows ([flow] kind = \"mmd\") only")
+    check_dual_options(case, mode=mode, pde=pde, bandwidth=bandwidth, checkpoint_path=checkpoint_path,
+                       resume=resume, kde_cells=kde_cells)
+    _check_options(case, n, seed, bandwidth, integrator, mode, pde, save_positions)
+    return solve_dual_particles(case, n=n, seed=seed, bandwidth=bandwidth, integrator=integrator,
+                                save_positions=save_positions, progress=progress)
 
 
 def _check_options(case, n, seed, bandwidth, integrator, mode, pde, save_positions) -> None:
