@@ -45,6 +45,7 @@ STUDIES = [
     ("dual_slow", "dual_modes", "study_dual_slow"),
     ("dual_kernel", "dual_modes", "study_dual_kernel"),
     ("dual_orders", "dual_modes", "study_dual_orders"),
+    ("dual_particles", "dual_particles", "study_dual_particles"),
 ]
 STUDY_NAMES = [s[0] for s in STUDIES]
 

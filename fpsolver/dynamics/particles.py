@@ -170,15 +170,21 @@ def _wall_faces(f: np.ndarray, flow, grid: Grid) -> list:
     """The grid solver's face velocities h'(f) grad f, walls included (zero there)."""
     out = []
     for a, v in enumerate(dual.face_velocities(f, flow, grid.spacing)):
-        pad = [(0, 0)] * grid.dim
-        pad[a] = (1, 1)
-        out.append(np.ascontiguousarray(np.pad(v, pad)))
+        shape = list(v.shape)
+        shape[a] += 2
+        full = np.zeros(shape)
+        inner = [slice(None)] * grid.dim
+        inner[a] = slice(1, -1)
+        full[tuple(inner)] = v
+        out.append(full)
     return out
 
 
-def velocity_at(x: np.ndarray, f: np.ndarray, flow, grid: Grid, out: np.ndarray) -> np.ndarray:
-    """v = h'(f) grad f at the particles: the face velocities read by staggered interpolation."""
-    faces = _wall_faces(f, flow, grid)
+def velocity_at(x: np.ndarray, f: np.ndarray, flow, grid: Grid, out: np.ndarray,
+                faces: Optional[list] = None) -> np.ndarray:
+    """v = h'(f) grad f at the particles: the face velocities (``faces``, computed from f when not
+    given) read by staggered interpolation."""
+    faces = _wall_faces(f, flow, grid) if faces is None else faces
     if grid.dim == 1:
         kernels.interp_faces_1d(x, faces[0], grid.lower[0], grid.spacing[0], out)
     else:
@@ -240,8 +246,11 @@ class _Stepper:
         g = disc.grid
         self.lower, self.upper = np.array(g.lower, dtype=float), np.array(g.upper, dtype=float)
         self.v1, self.v2, self.x1 = np.empty((n, g.dim)), np.empty((n, g.dim)), np.empty((n, g.dim))
+        self._known = (None, 0.0)     # (the last f^{n+1}, its rate): the next step's f^n
 
     def _rate(self, f):
+        if f is self._known[0]:
+            return self._known[1]
         return cfl_rate(dual.face_velocities(f, self.disc.flow, self.disc.grid.spacing), self.disc.grid, 1)
 
     def __call__(self, x: np.ndarray, f: np.ndarray, remaining: float, dt_max: float):
@@ -262,15 +271,17 @@ class _Stepper:
             dt = frac / rate
         else:
             raise SolverError("the CFL limit kept shrinking dt (40 cuts)")
+        self._known = (f_new, rate)
         return self._move(x, f_new, dt), f_new, dt
 
     def _move(self, x, f, dt):
         """Euler or Heun in the frozen field v = h'(f) grad f, reflected at the walls."""
         g, flow = self.disc.grid, self.disc.flow
-        velocity_at(x, f, flow, g, self.v1)
+        faces = _wall_faces(f, flow, g)
+        velocity_at(x, f, flow, g, self.v1, faces)
         kernels.move_reflect(x, self.v1, dt, self.lower, self.upper, self.x1)
         if self.integrator == "heun":
-            velocity_at(self.x1, f, flow, g, self.v2)
+            velocity_at(self.x1, f, flow, g, self.v2, faces)
             kernels.heun_move_reflect(x, self.v1, self.v2, dt, self.lower, self.upper, self.x1)
         x[:] = self.x1
         return x
