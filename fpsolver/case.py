@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from .densities import Density, FunctionDensity, GaussianMixture, GridDensity, SampleDensity, Uniform, discretise
+from .dynamics.spec import DUAL_SCHEMES, DiscriminatorSpec, parse_discriminator
 from .errors import CaseError
 from .flows import FLOW_KINDS, NONLOCAL_FLOWS, Flow, get_flow
 from .grid import Grid
@@ -60,12 +61,13 @@ class Case:
     scheme: str
     raw: dict  # the case as a plain dict (paths made absolute), stored in result meta
     source: str = "<dict>"
+    discriminator: DiscriminatorSpec | None = None  # [discriminator]: the dual flow of MATH.md §10
     custom: Optional[Flow] = None  # a user's Flow (flow.kind a Flow object or "module:name")
 
     def __init__(self, *args, **kwargs):
         if (args and isinstance(args[0], Grid)) or "grid" in kwargs:   # the validated parts (dataclasses.replace)
             names = [f.name for f in fields(Case)]
-            values = dict(zip(names, args), source="<dict>") | kwargs
+            values = {"source": "<dict>", "discriminator": None, "custom": None} | dict(zip(names, args)) | kwargs
             for name in names:
                 object.__setattr__(self, name, values[name])
             return
@@ -142,15 +144,18 @@ class Case:
                   allow_imports: bool = False) -> "Case":
         data = copy.deepcopy(data)
         # [gan]: the GAN loop's options (fpsolver.gan.options validates them when the loop runs)
-        _table(data, "", {"domain", "target", "initial", "flow", "time"}, required=True, optional=("gan",))
+        _table(data, "", {"domain", "target", "initial", "flow", "time"}, required=True,
+               optional=("gan", "discriminator"))
         grid = _parse_domain(data["domain"])
         target = _parse_density(data["target"], "target", grid, base_dir)
         initial = _parse_density(data["initial"], "initial", grid, base_dir)
         flow, custom = _parse_flow(data["flow"], allow_imports)
-        dt, save_times, scheme = _parse_time(data["time"], TRANSPORT_SCHEMES if flow in KERNEL_FLOWS else SCHEMES)
+        disc = parse_discriminator(data["discriminator"], flow) if "discriminator" in data else None
+        schemes = DUAL_SCHEMES if disc else TRANSPORT_SCHEMES if flow in KERNEL_FLOWS else SCHEMES
+        dt, save_times, scheme = _parse_time(data["time"], schemes)
         data["time"]["scheme"] = scheme
         data["time"]["save_times"] = list(save_times)
-        case = cls(grid, target, initial, flow, dt, save_times, scheme, data, source, custom)
+        case = cls(grid, target, initial, flow, dt, save_times, scheme, data, source, disc, custom)
         case.discretised()  # positivity and finiteness of both densities on the grid
         return case
 

@@ -83,6 +83,9 @@ def summary_density(res, out: str) -> str:
     e = m.get("energy") or []
     if e:
         lines.append(f"  energy           {e[0]:.6g} -> {e[-1]:.6g}")
+    if m.get("js"):
+        lines.append(f"  JS(rho, rho_d)   {m['js'][0]:.6g} -> {m['js'][-1]:.6g}; GAN value "
+                     f"{m['gan_value'][0]:.6g} -> {m['gan_value'][-1]:.6g} (discriminator flow)")
     if "dt_taken" in m:
         d = m["dt_taken"]
         lines.append(f"  CFL steps        dt from {d['min']:.3g} to {d['max']:.3g} (median {d['median']:.3g})")

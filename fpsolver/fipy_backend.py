@@ -223,6 +223,8 @@ def solve_case_fipy(case, *, scheme: Optional[str] = None, progress: Optional[Ca
     ``sweep`` also solves once more in the sweep that measures the accepted residual),
     ``final_residuals`` the accepted residuals, ``mass`` one value per step (t = 0 included).
     """
+    if getattr(case, "discriminator", None) is not None:
+        raise InputError("fipy backend: no dual flow ([discriminator]); use the fv backend")
     scheme = scheme or case.scheme
     if scheme not in ("backward-euler", "bdf2"):
         raise InputError(f"fipy backend: unknown scheme {scheme!r} (backward-euler or bdf2)")

@@ -90,6 +90,8 @@ def density_figure(res: Result, ax: Optional[Axes] = None) -> Figure:
     if res.kind != "density":
         raise ValueError("density_figure needs a density result (use particles_figure for particles)")
     title = f"{res.meta.get('flow', '?')} flow, {res.meta.get('backend', 'fv')} solver"
+    if res.f is not None and ax is None:
+        return _density_and_logit_figure(res)
     if res.dim == 1 or ax is not None:
         fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.4, 4.0))
         if res.dim == 1:
@@ -110,6 +112,47 @@ def density_figure(res: Result, ax: Optional[Axes] = None) -> Figure:
 def plot_density(res: Result, path: str, pdf: bool = False) -> None:
     """:func:`density_figure` saved to ``path`` (and a PDF beside it if asked)."""
     save_figure(density_figure(res), path, pdf)
+
+
+def _density_and_logit_figure(res: Result) -> Figure:
+    """Dual-flow results: the density (as plot_density) beside the discriminator logit f; 2D: a row
+    of rho heat maps above a row of f heat maps (diverging colours around f = 0, D = 1/2)."""
+    flow, kappa = res.meta.get("flow", "?"), res.meta.get("discriminator", {}).get("rate", "?")
+    title = f"{flow} generator, discriminator flow (kappa = {kappa:g})" if isinstance(kappa, (int, float)) \
+        else f"{flow} generator, discriminator flow"
+    cmap = plt.get_cmap("viridis")
+    if res.dim == 1:
+        fig, (ax, axf) = plt.subplots(1, 2, figsize=(11.0, 4.0), layout="constrained")
+        x = res.axes[0]
+        for k, (t, rho, f) in enumerate(zip(res.t, res.rho, res.f)):
+            colour = cmap(k / max(len(res.t) - 1, 1))
+            ax.plot(x, rho, color=colour, label=f"t = {t:g}")
+            axf.plot(x, f, color=colour, label=f"t = {t:g}")
+        if res.rho_d is not None:
+            ax.plot(x, res.rho_d, "k--", lw=1.2, label=r"$\rho_d$")
+        ax.set(xlabel="x", ylabel=r"density $\rho(t, x)$")
+        axf.set(xlabel="x", ylabel=r"logit $f(t, x)$, $D = \sigma(f)$")
+        ax.legend(fontsize=8)
+        axf.legend(fontsize=8)
+        fig.suptitle(title)
+        return fig
+    n = len(res.t)
+    fig, axes = plt.subplots(2, n, figsize=(2.8 * n + 1.5, 5.8), squeeze=False, layout="constrained",
+                             sharex=True, sharey=True)
+    extent = _extent(res.axes)
+    vmax = float(np.max(res.rho))
+    fmax = float(np.max(np.abs(res.f))) or 1.0
+    for k, t in enumerate(res.t):
+        im = axes[0, k].imshow(res.rho[k].T, origin="lower", extent=extent, vmin=0, vmax=vmax, cmap="viridis")
+        imf = axes[1, k].imshow(res.f[k].T, origin="lower", extent=extent, vmin=-fmax, vmax=fmax, cmap="RdBu_r")
+        axes[0, k].set_title(f"t = {t:g}")
+        axes[1, k].set_xlabel("x")
+    axes[0, 0].set_ylabel("y")
+    axes[1, 0].set_ylabel("y")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label=r"density $\rho$")
+    fig.colorbar(imf, ax=axes[1].tolist(), shrink=0.8, label=r"logit $f$")
+    fig.suptitle(title)
+    return fig
 
 
 # ------------------------------------------------------------------ particles

@@ -4,7 +4,8 @@ Density results: ``t`` (nt,), ``x`` (nx,), ``y`` (ny,) in 2D, ``rho`` (nt, nx[, 
 values, ``rho_d`` (nx[, ny]) the target on the same cells, ``meta`` (JSON string).
 Particle results: ``t`` (nt,), ``positions`` (nt, N, d), ``meta``; plus the grid (``x``, ``y``)
 and ``rho_d`` of the case so a particle file can be compared on its own.
-Times always include t = 0. Files are loaded with ``allow_pickle=False`` and ``meta`` is parsed
+Dual-flow results (MATH.md section 10) add ``f`` (nt, nx[, ny]), the discriminator logit on the
+cells at the save times; files without it load as before. Times always include t = 0. Files are loaded with ``allow_pickle=False`` and ``meta`` is parsed
 as JSON, never evaluated; writes go to a temporary file in the target folder that is then
 renamed, so a reader never sees a half-written result.
 """
@@ -54,6 +55,7 @@ class Result:
     rho: Optional[np.ndarray] = None
     rho_d: Optional[np.ndarray] = None
     positions: Optional[np.ndarray] = None
+    f: Optional[np.ndarray] = None      # discriminator logit at the save times (dual flows)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -75,7 +77,7 @@ class Result:
                   "meta": np.array(json.dumps(self.meta, default=_json_default))}
         for name, ax in zip(("x", "y"), self.axes):
             arrays[name] = np.asarray(ax, dtype=float)
-        for name in ("rho", "rho_d", "positions"):
+        for name in ("rho", "rho_d", "positions", "f"):
             val = getattr(self, name)
             if val is not None:
                 arrays[name] = np.asarray(val)
@@ -146,11 +148,12 @@ class Result:
             if ax.ndim != 1 or ax.size < 2 or not np.all(np.isfinite(ax)) or np.any(np.diff(ax) <= 0):
                 raise InputError(f"{path}: '{name}' must be increasing finite cell centres")
         shape = tuple(a.size for a in axes)
-        known = {"t", "meta", "x", "y", "rho", "rho_d", "positions"}
+        known = {"t", "meta", "x", "y", "rho", "rho_d", "positions", "f"}
         extra = {k: v for k, v in data.items() if k not in known}
         rho_d = data.get("rho_d")
         if rho_d is not None and rho_d.shape != shape:
             raise InputError(f"{path}: 'rho_d' has shape {rho_d.shape}, expected {shape}")
+        f = _checked_logit(path, data.get("f"), (t.size, *shape), bool(axes))
         if "rho" in data:
             rho = data["rho"]
             if not axes:
@@ -159,7 +162,7 @@ class Result:
                 raise InputError(f"{path}: 'rho' has shape {rho.shape}, expected {(t.size, *shape)}")
             if rho.dtype.kind != "f" or not np.all(np.isfinite(rho)) or np.any(rho < 0):
                 raise InputError(f"{path}: 'rho' must be finite and non-negative")
-            return cls(t=t, meta=meta, axes=axes, rho=rho, rho_d=rho_d, extra=extra)
+            return cls(t=t, meta=meta, axes=axes, rho=rho, rho_d=rho_d, f=f, extra=extra)
         if "positions" in data:
             pos = data["positions"]
             if pos.ndim != 3 or pos.shape[0] != t.size or pos.shape[2] not in (1, 2):
@@ -168,13 +171,26 @@ class Result:
                 raise InputError(f"{path}: 'positions' must be finite")
             if axes and len(axes) != pos.shape[2]:
                 raise InputError(f"{path}: grid dimension does not match 'positions'")
-            return cls(t=t, meta=meta, axes=axes, rho_d=rho_d, positions=pos, extra=extra)
+            return cls(t=t, meta=meta, axes=axes, rho_d=rho_d, positions=pos, f=f, extra=extra)
         raise InputError(f"{path}: neither 'rho' nor 'positions' present")
 
 
 def json_plain(obj):
     """``obj`` as it reads back from a result's meta (arrays as lists, callables by name)."""
     return json.loads(json.dumps(obj, default=_json_default))
+
+
+def _checked_logit(path: str, f, shape: tuple, has_grid: bool):
+    """The optional 'f' array: the logit on the grid cells at every save time, finite."""
+    if f is None:
+        return None
+    if not has_grid:
+        raise InputError(f"{path}: 'f' needs the grid ('x')")
+    if f.shape != shape:
+        raise InputError(f"{path}: 'f' has shape {f.shape}, expected {shape}")
+    if f.dtype.kind != "f" or not np.all(np.isfinite(f)):
+        raise InputError(f"{path}: 'f' must be finite")
+    return f
 
 
 def _json_default(obj):

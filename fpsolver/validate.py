@@ -41,6 +41,12 @@ STUDIES = [
     ("mmd_critic", "mmd", "study_mmd_critic"),
     ("mmd_particles", "mmd_particles", "study_mmd_particles"),
     ("gan_mlp", "gan_mlp", "study_gan_mlp"),
+    ("dual_kappa", "dual", "study_dual_kappa"),
+    ("dual_gan", "dual", "study_dual_gan"),
+    ("dual_slow", "dual_modes", "study_dual_slow"),
+    ("dual_kernel", "dual_modes", "study_dual_kernel"),
+    ("dual_orders", "dual_modes", "study_dual_orders"),
+    ("dual_particles", "dual_particles", "study_dual_particles"),
 ]
 STUDY_NAMES = [s[0] for s in STUDIES]
 

@@ -33,7 +33,12 @@ def test_every_example_solves_and_plots(tmp_path, capsys, example):
     assert res.meta["rejected_steps"] == 0
     assert f"{res.meta['rejected_steps']} rejected" in summary
     energy = np.array(res.meta["energy"])
-    assert np.all(np.diff(energy) <= 1e-12 * energy[0])
+    if "discriminator" in res.meta["case"]:
+        # dual flows (MATH.md section 10): no energy is monotone for finite kappa (the discriminator
+        # lags, the generator can overshoot); what holds is a finite logit at every save time
+        assert res.f.shape == res.rho.shape and np.all(np.isfinite(res.f))
+    else:
+        assert np.all(np.diff(energy) <= 1e-12 * energy[0])
     assert main(["plot", str(out), "--out", str(fig)]) == 0
     assert fig.stat().st_size > 10_000 and fig.read_bytes()[:4] == b"\x89PNG"
 

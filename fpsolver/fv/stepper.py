@@ -174,8 +174,14 @@ def solve_case(case, *, scheme: Optional[str] = None, rtol: float = 1e-15, linea
     """Solve a :class:`~fpsolver.case.Case` with the finite-volume solver; return a Result.
 
     Local flows (MATH.md section 2) take the implicit Crandall-Liggett scheme; kernel flows
-    (``kind = "mmd"``, section 9) the explicit transport scheme of :mod:`.kernel_solve`.
+    (``kind = "mmd"``, section 9) the explicit transport scheme of :mod:`.kernel_solve`; a case
+    with a ``[discriminator]`` table the dual flow of section 10 (:mod:`fpsolver.dynamics.grid`).
     """
+    if case.discriminator is not None:
+        if checkpoint_path or resume:
+            raise InputError("--checkpoint/--resume: not available for the dual flows ([discriminator])")
+        from ..dynamics.grid import solve_case_dual
+        return solve_case_dual(case, progress=progress)
     if case.flow == "mmd":
         if checkpoint_path or resume:
             raise InputError("--checkpoint/--resume: not available for the kernel (mmd) flows")

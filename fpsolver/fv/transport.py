@@ -229,6 +229,14 @@ def _rhs(rho: np.ndarray, velocities: list[np.ndarray], grid: Grid, order: int) 
     return out
 
 
+def flux_divergence(rho: np.ndarray, velocities: Sequence[np.ndarray], grid: Grid, order: int = 1) -> np.ndarray:
+    """L(rho) for face velocities given directly (one array per axis, shape grid.face_shape(a)):
+    the same fluxes and kernels as :func:`transport_rhs`, for velocities that are not -grad phi
+    (e.g. h'(f) grad f of the dual flows, MATH.md section 10)."""
+    _check_order(order)
+    return _rhs(_check_cells(rho, grid, "rho"), _check_velocities(velocities, grid), grid, order)
+
+
 def transport_rhs(rho: np.ndarray, phi: np.ndarray, grid: Grid, order: int = 2) -> np.ndarray:
     """L(rho) = -sum_a (F_{i+e_a/2} - F_{i-e_a/2}) / dx_a (density per time), by the numba kernels."""
     _check_order(order)

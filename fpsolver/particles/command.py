@@ -34,13 +34,20 @@ def summary_particles(res: Result, out: str) -> str:
     lines = [f"wrote {out}",
              f"  mode {m['mode']}, flow {m['flow']}, integrator {m['integrator']}, "
              f"N {n:,} (positions of {m['n_saved']:,} saved), seed {m['seed']}"]
+    disc = m.get("discriminator")
+    if disc:
+        how = (f"kernel metric, sigma {disc['kernel']['sigma']:g}, exact sums over the particles"
+               if disc["metric"] == "kernel" else "L2 metric, KDE of the particles")
+        lines.append(f"  discriminator    kappa {disc['rate']:g}, {how}, f(0) {disc['initial']}; GAN value "
+                     f"{m['gan_value'][0]:.6g} -> {m['gan_value'][-1]:.6g}")
     if m.get("mmd_velocity"):
         how = "direct sums" if m["mmd_velocity"] == "direct" else \
             f"binning + FFT on {'x'.join(map(str, m['binning_cells']))} cells"
         lines.append(f"  MMD velocity     {how} (asked: {m['mmd_velocity_asked']})")
     elif m["mode"] == "interacting":
-        lines.append(f"  bandwidth        {m['bandwidth']:.4g} ({m['bandwidth_rule']}), "
-                     f"KDE grid {'x'.join(map(str, m['kde_cells']))}")
+        if m.get("bandwidth") is not None:
+            lines.append(f"  bandwidth        {m['bandwidth']:.4g} ({m['bandwidth_rule']}), "
+                         f"KDE grid {'x'.join(map(str, m['kde_cells']))}")
     else:
         how = (f"re-solved at every step in {m['pde_resolve_time']:.1f} s" if m["pde_resolved"]
                else "saved at every step")

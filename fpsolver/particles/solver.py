@@ -42,11 +42,17 @@ def solve_particles(case, *, n: Optional[int] = None, seed: int = 0, bandwidth: 
     least 3 cells per bandwidth). A kernel flow (``[flow] kind = "mmd"``) runs in the
     interacting mode with the exact velocity of :mod:`.mmd` (no KDE; ``mmd_velocity`` picks
     direct sums, binning + FFT, or ``auto``). ``n`` defaults to DEFAULT_N, or to the number of
-    points when the case starts from ``initial.kind = "samples"`` with ``use = "as-is"``.
+    points when the case starts from ``initial.kind = "samples"`` with ``use = "as-is"``. A case
+    with a ``[discriminator]`` table runs the dual flow of MATH.md section 10
+    (:mod:`fpsolver.dynamics.particles`: f on the case grid, positions and f at the save times; no
+    superposition, checkpoints or ``kde_cells``).
     """
     if n is None:
         as_is = isinstance(case.initial, SampleDensity) and case.initial.use == "as-is"
         n = len(case.initial.points) if as_is else DEFAULT_N
+    if getattr(case, "discriminator", None) is not None:
+        return _solve_dual(case, n, seed, bandwidth, integrator, mode, pde, save_positions, progress,
+                           checkpoint_path, resume, kde_cells, mmd_velocity)
     mmd = case.flow == "mmd"
     if mmd and (mode != "interacting" or bandwidth is not None):
         raise InputError("flow 'mmd': particles run in --mode interacting with the exact kernel "
@@ -100,6 +106,19 @@ def solve_particles(case, *, n: Optional[int] = None, seed: int = 0, bandwidth: 
     return Result(t=np.array(state.saved_t), meta=meta, axes=grid.centres,
                   rho_d=np.exp(target.log_cells), positions=np.stack(state.saved_x),
                   extra={"counts": np.stack(state.counts)})
+
+
+def _solve_dual(case, n, seed, bandwidth, integrator, mode, pde, save_positions, progress,
+                checkpoint_path, resume, kde_cells, mmd_velocity) -> Result:
+    """A case with a [discriminator] table: the dual flow of MATH.md section 10 with f on the grid."""
+    from ..dynamics.particles import check_dual_options, solve_dual_particles
+    if mmd_velocity != "auto":
+        raise InputError("--mmd-velocity applies to kernel flows ([flow] kind = \"mmd\") only")
+    check_dual_options(case, mode=mode, pde=pde, bandwidth=bandwidth, checkpoint_path=checkpoint_path,
+                       resume=resume, kde_cells=kde_cells)
+    _check_options(case, n, seed, bandwidth, integrator, mode, pde, save_positions)
+    return solve_dual_particles(case, n=n, seed=seed, bandwidth=bandwidth, integrator=integrator,
+                                save_positions=save_positions, progress=progress)
 
 
 def _check_options(case, n, seed, bandwidth, integrator, mode, pde, save_positions) -> None:

@@ -1,0 +1,14 @@
+"""Dual-flow study 'dual_kernel' (MATH.md section 10; fpsolver/studies/dual_modes.py).
+
+Runs the study alone, exactly as ``fpsolver validate --only dual_kernel`` does:
+
+    python validation/dual_kernel.py [--quick] [--out DIR]
+
+and writes DIR/dual_kernel.png, .pdf, DIR/report.md and DIR/summary.json (default DIR: validation-report/dual_kernel).
+"""
+import sys
+
+from fpsolver.validate import main_single
+
+if __name__ == "__main__":
+    sys.exit(main_single("dual_kernel"))
