@@ -72,7 +72,12 @@ def particles(case: CaseLike, *, n: Optional[int] = None, seed: int = 0, progres
     particles, or the exact kernel sums of the MMD flow) or ``mode="superposition"`` with
     ``pde=<density Result>``. ``n`` defaults to 100000, or to the points' number when the case
     starts from its own samples (``initial.use = "as-is"``). Returns a particle Result
-    (``t``, ``positions[t, i, :]``, ``meta``). Deterministic for a given ``seed``."""
+    (``t``, ``positions[t, i, :]``, ``meta``). Deterministic for a given ``seed``.
+
+    >>> p = particles("examples/kl_gaussian.toml", n=500, seed=1, save_times=[0.1])
+    >>> p.positions.shape, p.t.tolist()
+    ((2, 500, 1), [0.0, 0.1])
+    """
     over = {k: options.pop(k) for k in list(options) if k in _CASE_OVERRIDES}
     c = as_case(case, **over)
     from .particles import solve_particles
@@ -90,7 +95,12 @@ def gan(case: CaseLike, *, progress: bool = False, **options) -> Result:
     (``epsilon``, ``discriminator``, ``generator``, ``knots``, ``fit_steps``, ``generator_loss``,
     ``latent``, ``n``, ``batch``, ``seed``) over the case's ``[gan]`` table, plus case overrides.
     Returns a particle Result of N fresh generator samples at the save times (``meta`` holds the
-    per-iteration losses, and ``meta["diverged"]`` when the loop diverged)."""
+    per-iteration losses, and ``meta["diverged"]`` when the loop diverged).
+
+    >>> g = gan("examples/gan_js_1d.toml", n=1000, save_times=[0.5])
+    >>> g.positions.shape, g.meta.get("diverged") is None
+    ((2, 1000, 1), True)
+    """
     over = {k: options.pop(k) for k in list(options) if k in _CASE_OVERRIDES}
     c = as_case(case, **over)
     from .gan import run_gan
@@ -119,7 +129,13 @@ class ComparisonTable(list):
 def compare(a: Union[Result, str], b: Union[Result, str], *, floor_seeds: int = 0) -> ComparisonTable:
     """Particles against a density solution per common save time: L1 of the histogram on the
     density's cells, W1 (exact in 1D, sliced in 2D), KS in 1D; either order of arguments.
-    ``floor_seeds`` > 0 adds the 95th percentile of the i.i.d. Monte-Carlo W1 floor."""
+    ``floor_seeds`` > 0 adds the 95th percentile of the i.i.d. Monte-Carlo W1 floor.
+
+    >>> pde = solve("examples/kl_gaussian.toml", save_times=[0.1])
+    >>> table = compare(pde, particles("examples/kl_gaussian.toml", n=20000, save_times=[0.1]))
+    >>> [row["t"] for row in table], bool(table[-1]["w1"] < 0.02)     # i.i.d. floor ~ 1/sqrt(N)
+    ([0.0, 0.1], True)
+    """
     from .compare import compare as _compare, format_table
     ra, rb = (_load(x) for x in (a, b))
     if ra.kind == "particles" and rb.kind == "density":
@@ -134,7 +150,12 @@ def compare(a: Union[Result, str], b: Union[Result, str], *, floor_seeds: int = 
 def plot(result: Union[Result, str], other: Union[Result, str, None] = None, *, ax=None):
     """A matplotlib Figure of a result (density snapshots or particle histograms; with ``ax``,
     drawn there), or with ``other`` the particles-vs-density comparison. Never changes the
-    backend: in a notebook the figure shows inline."""
+    backend: in a notebook the figure shows inline.
+
+    >>> fig = plot(solve("examples/kl_gaussian.toml", save_times=[0.1]))
+    >>> type(fig).__name__, fig.axes[0].get_xlabel()
+    ('Figure', 'x')
+    """
     from . import plots
     r = _load(result)
     if other is not None:
@@ -153,7 +174,14 @@ def validate(only: Optional[str] = None, *, quick: bool = False, out: str = "val
 
 
 def load(path: str) -> Result:
-    """Read a result file written by any fpsolver command."""
+    """Read a result file written by any fpsolver command.
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "r.npz")
+    >>> solve("examples/kl_gaussian.toml", save_times=[0.1]).save(path)
+    >>> load(path).kind
+    'density'
+    """
     return Result.load(path)
 
 

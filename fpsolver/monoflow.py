@@ -113,6 +113,12 @@ def flow_from_hprime(hprime: Callable, *, log_hprime: Optional[Callable] = None,
 
     ``log_hprime`` (optional) gives log h' directly: beta then stays exact where h' itself would
     over- or underflow (|t| of several hundred); without it, log(h'(t)) is used.
+
+    >>> js = flow_from_hprime(lambda t: 0.5 / (1.0 + np.exp(-t)), name="js-by-hprime")
+    >>> round(float(js.dbeta_at_one), 12)         # beta'(1) = h'(0) = 1/4, as for the js preset
+    0.25
+    >>> bool(abs(js.beta(np.array([3.0]))[0] - 0.5 * np.log(4.0)) < 1e-13)   # beta(u) = log(1 + u)/2
+    True
     """
     def log_h(t):
         if log_hprime is not None:

@@ -194,8 +194,10 @@ def test_result_as_xarray():
     assert swarm.to_xarray()["positions"].shape == (2, 100, 1)
 
 
-@pytest.mark.parametrize("module", ["fpsolver.api", "fpsolver.case", "fpsolver.plots", "fpsolver.result"])
-def test_docstring_examples(module):
+@pytest.mark.parametrize("module", ["fpsolver.api", "fpsolver.case", "fpsolver.plots", "fpsolver.result",
+                                    "fpsolver.monoflow", "fpsolver.flows.local"])
+def test_docstring_examples(module, monkeypatch):
     import importlib
+    monkeypatch.chdir(ROOT)                 # the examples name files under examples/
     res = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert res.attempted > 0 and res.failed == 0
