@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="report folder")
     s.add_argument("--quick", action="store_true")
     s.add_argument("--only", help="comma-separated study names")
+    s.add_argument("--scheduler", help="run each study as a task: local | none | tcp://HOST:PORT "
+                   "(default: one after the other here)")
+    s.add_argument("--workers", type=int, help="worker processes of --scheduler local (default: cores)")
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("sweep", help="run a parameter sweep of cases (serially or on Dask), or plot its orders")

@@ -219,6 +219,9 @@ def _combinations(sweep: Sweep):
 def _plan(sweep: Sweep, base_raw: dict) -> None:
     """Validate every combination through the case parser; fill runs, invalid and check keys."""
     folder = os.path.dirname(sweep.base)
+    probe = copy.deepcopy(base_raw)
+    for k, values in sweep.vary.items():  # a key the base case lacks is a settings error, not a bad run
+        _assign(probe, k, values[0])
     seen: dict[str, int] = {}
     for i, (values, seed) in enumerate(_combinations(sweep)):
         try:
