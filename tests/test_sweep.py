@@ -170,6 +170,18 @@ def test_two_worker_cluster_gives_the_serial_files(serial24, tmp_path):
     assert strip == [{k: v for k, v in r.items() if k not in drop} for r in index_rows(serial_out)]
 
 
+def test_a_scheduler_address_gives_the_serial_files(serial24, tmp_path):
+    """--scheduler tcp://...: a cluster this sweep did not start (one worker, as a remote one
+    would be sized by its owner); the runs pin Numba to one thread themselves."""
+    from distributed import LocalCluster
+    path, _, serial = serial24
+    out = tmp_path / "out"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        assert main(["sweep", str(path), "--out", str(out), "--scheduler", cluster.scheduler_address,
+                     "--quiet"]) == 0
+    assert array_digests(out) == serial
+
+
 def test_killed_worker_is_recorded_and_resume_completes_the_sweep(serial24, tmp_path):
     """A run kills its own worker process; with no retries allowed its task fails with
     KilledWorker, the sweep goes on, and --resume runs what is missing: the serial files."""
@@ -362,3 +374,15 @@ def test_dry_run_marks_finished_runs_when_resuming(serial24, capsys):
     assert main(["sweep", str(path), "--out", str(out), "--dry-run", "--resume"]) == 0
     text = capsys.readouterr().out
     assert text.count(" done ") == 24 and "24 valid, 0 invalid; 0 to run" in text
+
+
+def test_a_worker_of_another_version_refuses_the_run(tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path, {"time.dt": [0.05]}))
+    run = sweep.runs[0]
+    task = {"key": run.key, "command": "solve", "case": run.case.raw, "source": run.case.source, "seed": None,
+            "options": {}, "out": str(tmp_path / "r.npz"), "version": "0.0.0-other"}
+    row = run_one(task)
+    assert row["status"] == "failed" and f"runs fpsolver {__version__}, the sweep 0.0.0-other" in row["error"]
+    assert not (tmp_path / "r.npz").exists()
+    task["version"] = __version__
+    assert run_one(task)["status"] == "ok" and Result.load(tmp_path / "r.npz").meta["case"] == run.case.raw

@@ -65,7 +65,8 @@ def run_sweep(sweep: Sweep, out_dir: str, *, scheduler: str = "local", workers: 
     ix.write_index(out_dir, keys, list(rows.values()))
     todo = [r for r in sweep.runs if r.key not in done]
     tasks = [{"key": r.key, "command": sweep.command, "case": r.case.raw, "source": r.case.source,
-              "seed": r.seed, "options": sweep.options, "out": os.path.abspath(ix.result_path(out_dir, r.key))}
+              "seed": r.seed, "options": sweep.options, "out": os.path.abspath(ix.result_path(out_dir, r.key)),
+              "version": __version__}
              for r in todo]
     bar = ProgressBar(f"sweep ({scheduler})", len(tasks), enabled=progress)
     for n, (i, out) in enumerate(map_tasks(runner, tasks, scheduler, workers, name="sweep"), 1):

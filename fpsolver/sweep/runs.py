@@ -85,12 +85,15 @@ def one_thread():
 
 
 def run_one(task: dict) -> dict:
-    """Run one task {key, command, case (resolved raw dict), source, seed, options, out}; save the
+    """Run one task {key, command, case (resolved raw dict), source, seed, options, out, version}; save the
     Result to ``out``; return {key, status, error, wall_time, mass_error, energy_drop, newton_iterations}."""
+    from .. import __version__
     from ..case import Case
     started = time.perf_counter()
     row = {"key": task["key"], "status": "ok", "error": ""}
     try:
+        if task.get("version", __version__) != __version__:  # the key promises this version's numbers
+            raise FpsolverError(f"this worker runs fpsolver {__version__}, the sweep {task['version']}")
         with one_thread():
             case = Case.from_dict(task["case"], base_dir=None, source=task["source"])
             res = COMMANDS[task["command"]].run(case, task["seed"], dict(task["options"]))
