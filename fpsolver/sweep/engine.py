@@ -83,8 +83,13 @@ def _client(scheduler: str, workers: Optional[int], ntasks: int):
     n = workers or min(os.cpu_count() or 1, ntasks)
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     environ.update(PINNED_ENV)
-    # set before the worker processes start: thread counts are read when numpy/numba load
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+    # Dask's default trim threshold hands freed memory back to the OS at once: the solvers'
+    # many short-lived arrays then cost ~50 % more CPU time (measured), so glibc decides
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    # set before the worker processes start: thread counts are read when numpy/numba load;
+    # the workers' sampling profiler (a stack walk every 10 ms) would take CPU from the runs
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
+                          "distributed.worker.profile.enabled": False}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.CRITICAL)
     with cluster, Client(cluster) as client:
