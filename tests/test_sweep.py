@@ -386,3 +386,27 @@ def test_a_worker_of_another_version_refuses_the_run(tmp_path):
     assert not (tmp_path / "r.npz").exists()
     task["version"] = __version__
     assert run_one(task)["status"] == "ok" and Result.load(tmp_path / "r.npz").meta["case"] == run.case.raw
+
+
+def test_time_step_sweep_plots_the_order_of_backward_euler(tmp_path, capsys):
+    """Against the finest step (dt / 16, same grid, so the spatial error cancels) backward Euler
+    converges at order 1 in dt; the tolerance 0.1 is the temporal-order study's ORDER_TOL_TIME."""
+    from fpsolver.studies.orders import ORDER_TOL_TIME
+    dts = [0.02, 0.01, 0.005, 0.0025, 0.0025 / 16]
+    path = write_sweep(tmp_path, {"time.dt": dts}, reference="finest")
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--scheduler", "none", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["sweep", str(out), "--plot"]) == 0
+    line = capsys.readouterr().out.splitlines()[1].split()
+    assert line[:2] == ["time.dt", "4"] and abs(float(line[2]) - 1.0) <= ORDER_TOL_TIME
+
+
+def test_without_dask_the_local_scheduler_says_how_to_get_it(monkeypatch):
+    import sys
+    from fpsolver.errors import InputError
+    from fpsolver.sweep.engine import map_tasks
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if dask.distributed were not installed
+    with pytest.raises(InputError, match=r"needs dask.distributed \(pip install 'fpsolver\[dask\]'\)"):
+        list(map_tasks(len, ["a"], "local"))
+    assert list(map_tasks(len, ["ab", "c"], "none")) == [(0, 2), (1, 1)]

@@ -47,8 +47,8 @@ def map_tasks(fn: Callable, tasks: Sequence, scheduler: str = "local",
         return
     if not tasks:
         return
-    from distributed import as_completed
     with _client(scheduler, workers, len(tasks)) as client:
+        from distributed import as_completed
         # pure=False: a task is never merged with an earlier one that looked the same
         futures = [client.submit(fn, t, key=f"fpsolver-{name}-{i}", pure=False) for i, t in enumerate(tasks)]
         index = {f.key: i for i, f in enumerate(futures)}
