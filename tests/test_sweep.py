@@ -410,3 +410,19 @@ def test_without_dask_the_local_scheduler_says_how_to_get_it(monkeypatch):
     with pytest.raises(InputError, match=r"needs dask.distributed \(pip install 'fpsolver\[dask\]'\)"):
         list(map_tasks(len, ["a"], "local"))
     assert list(map_tasks(len, ["ab", "c"], "none")) == [(0, 2), (1, 1)]
+
+
+def test_ctrl_c_leaves_a_consistent_index_and_says_how_to_go_on(tmp_path, monkeypatch, capsys):
+    real = sweep_runs.COMMANDS["solve"]
+
+    def interrupted(case, seed, options):
+        if case.grid.cells == (80,):
+            raise KeyboardInterrupt
+        return real.run(case, seed, options)
+
+    monkeypatch.setitem(sweep_runs.COMMANDS, "solve", sweep_runs.Command(interrupted, False, {}))
+    path = write_sweep(tmp_path, {"domain.cells": [[40], [80], [160]]})
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--scheduler", "none", "--quiet"]) == 130
+    assert "--resume continues the sweep" in capsys.readouterr().err
+    assert [r["status"] for r in index_rows(out)] == ["ok", "pending", "pending"]

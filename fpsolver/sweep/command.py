@@ -29,7 +29,12 @@ def sweep_cli(args) -> int:
         return 2 if sweep.invalid else 0
     for i, values, seed, msg in sweep.invalid:
         print(f"fpsolver: invalid run {i} ({describe(values, seed)}): {msg}", file=sys.stderr)
-    rows, wall = timed_run(sweep, args.out, scheduler=args.scheduler, workers=args.workers,
-                           resume=args.resume, progress=not args.quiet)
+    try:
+        rows, wall = timed_run(sweep, args.out, scheduler=args.scheduler, workers=args.workers,
+                               resume=args.resume, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"fpsolver: interrupted; the finished runs are in {os.path.join(args.out, 'index.csv')}, "
+              "--resume continues the sweep", file=sys.stderr)
+        return 130
     print(report(rows, args.out, wall))
     return 0 if all(r["status"] == "ok" for r in rows) else 3
