@@ -334,6 +334,10 @@ def test_particle_sweep_seeds_and_a_result_reference(tmp_path):
         assert r["l1"] == pytest.approx(last["l1"], rel=1e-12) and r["w1"] == pytest.approx(last["w1"], rel=1e-12)
     a, b = (np.load(out / "results" / f"{r['key']}.npz")["positions"] for r in rows)
     assert not np.array_equal(a, b)  # different seeds, different particles
+    # a run ending where the reference has no save time is refused before anything runs
+    path = write_sweep(tmp_path, {"time.save_times": [[0.2], [0.15]]}, reference="pde.npz")
+    with pytest.raises(CaseError, match=r"pde.npz has no save time t = 0.15, the final time of run 1"):
+        load_sweep(path)
 
 
 # ------------------------------------------------------------------ command line

@@ -37,7 +37,7 @@ def reference_errors(res: Result, ref: Result) -> tuple[float, float]:
         pts = res.positions[-1]
         return metrics.histogram_l1(pts, ref_grid, ref_rho), metrics.w1_to_density(pts, ref_grid, ref_rho)
     grid = res.grid
-    _same_box(grid, ref_grid)
+    same_box(grid, ref_grid)
     rho = res.rho[-1]
     on_grid = ref_rho if grid.shape == ref_grid.shape else _interpolate(ref_grid, ref_rho, grid)
     l1 = float(np.sum(np.abs(rho - on_grid)) * grid.cell_volume)
@@ -45,7 +45,8 @@ def reference_errors(res: Result, ref: Result) -> tuple[float, float]:
     return l1, w1
 
 
-def _same_box(a: Grid, b: Grid) -> None:
+def same_box(a: Grid, b: Grid) -> None:
+    """InputError unless the two grids cover the same box (their cells may differ)."""
     scale = max(max(abs(v) for v in a.lower + a.upper), 1.0)
     if a.dim != b.dim or any(abs(x - y) > BOX_RTOL * scale for x, y in
                              zip(a.lower + a.upper, b.lower + b.upper)):

@@ -240,6 +240,24 @@ def _plan(sweep: Sweep, base_raw: dict) -> None:
         sweep.runs.append(Run(i, values, seed, case, key))
     if sweep.reference == "finest" and sweep.runs:
         finest_by_group(sweep)  # raises now, not after the runs, if a group has no finest run
+    elif sweep.reference is not None:
+        _check_reference(sweep)
+
+
+def _check_reference(sweep: Sweep) -> None:
+    """Every run must end at a save time of the reference result, on the reference's box."""
+    from ..result import Result
+    from .reference import TIME_RTOL, same_box
+    ref = Result.load(sweep.reference, expect="density")
+    for run in sweep.runs:
+        t = run.case.final_time
+        if not any(abs(r - t) <= TIME_RTOL * max(1.0, abs(t)) for r in ref.t):
+            raise CaseError("sweep.reference", f"{sweep.reference} has no save time t = {t:g}, the final "
+                            f"time of run {run.index} ({describe(run.values, run.seed)})")
+        try:
+            same_box(run.case.grid, ref.grid)
+        except InputError as exc:
+            raise CaseError("sweep.reference", f"run {run.index}: {exc}") from None
 
 
 def _assign(raw: dict, dotted: str, value) -> None:
