@@ -145,6 +145,11 @@ def cmd_validate(args) -> int:
     return validate_cli(args)
 
 
+def cmd_sweep(args) -> int:
+    from .sweep.command import sweep_cli
+    return sweep_cli(args)
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     return run_demo(args)
@@ -230,7 +235,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="report folder")
     s.add_argument("--quick", action="store_true")
     s.add_argument("--only", help="comma-separated study names")
+    s.add_argument("--scheduler", help="run each study as a task: local | none | tcp://HOST:PORT "
+                   "(default: one after the other here)")
+    s.add_argument("--workers", type=int, help="worker processes of --scheduler local (default: cores)")
     s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("sweep", help="run a parameter sweep of cases (serially or on Dask), or plot its orders")
+    s.add_argument("path", help="sweep file (TOML), or with --plot the sweep's --out folder")
+    s.add_argument("--out", help="folder for results/, index.csv and sweep.json")
+    s.add_argument("--scheduler", default="local", help="local (default) | none | tcp://HOST:PORT")
+    s.add_argument("--workers", type=int, help="worker processes of the local cluster (default: cores)")
+    s.add_argument("--resume", action="store_true", help="skip the runs already finished in --out")
+    s.add_argument("--dry-run", action="store_true", help="validate and list the runs; run nothing")
+    s.add_argument("--plot", nargs="?", const="", metavar="FIG",
+                   help="plot error vs resolution with fitted slopes (default FIG: DIR/convergence.png)")
+    s.add_argument("--metric", choices=("l1", "w1"), default="l1", help="error column for --plot")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("demo", help="run the built-in 1D bimodal case end to end")
     s.add_argument("--out", default=".", help="folder for the files (default: here)")

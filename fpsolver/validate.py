@@ -87,19 +87,49 @@ def run_study(name: str, quick: bool, out_dir: str) -> dict:
     return res
 
 
-def run_studies(names: Sequence[str], quick: bool, out_dir: str, stream=None) -> list[dict]:
-    """Run the named studies in order, printing one line per study; return their dicts."""
+def run_studies(names: Sequence[str], quick: bool, out_dir: str, stream=None,
+                scheduler: Optional[str] = None, workers: Optional[int] = None) -> list[dict]:
+    """Run the named studies, printing one line per study; return their dicts in report order.
+
+    ``scheduler`` (local | none | an address) runs each study as a task of the sweep engine
+    (:func:`fpsolver.sweep.map_tasks`); None runs them here, one after the other.
+    """
     stream = stream or sys.stderr
+    if scheduler is not None:
+        return _run_studies_mapped(names, quick, out_dir, stream, scheduler, workers)
     results = []
     for k, name in enumerate(names, 1):
         stream.write(f"[{k}/{len(names)}] {name} ...\n")
         stream.flush()
         res = run_study(name, quick, out_dir)
-        verdict = "pass" if res["passed"] else "FAIL"
-        extra = f" ({res['error']})" if "error" in res else ""
-        stream.write(f"[{k}/{len(names)}] {name}: {verdict} in {res['wall_time']:.1f} s{extra}\n")
-        stream.flush()
+        _report_line(stream, k, len(names), res)
         results.append(res)
+    return results
+
+
+def _report_line(stream, k: int, n: int, res: dict) -> None:
+    verdict = "pass" if res["passed"] else "FAIL"
+    extra = f" ({res['error']})" if "error" in res else ""
+    stream.write(f"[{k}/{n}] {res['name']}: {verdict} in {res['wall_time']:.1f} s{extra}\n")
+    stream.flush()
+
+
+def _study_task(task: tuple) -> dict:
+    return run_study(*task)
+
+
+def _run_studies_mapped(names, quick, out_dir, stream, scheduler, workers) -> list[dict]:
+    from .sweep import map_tasks
+    results: list = [None] * len(names)
+    tasks = [(name, quick, os.path.abspath(out_dir)) for name in names]
+    for k, (i, res) in enumerate(map_tasks(_study_task, tasks, scheduler, workers, name="study"), 1):
+        if isinstance(res, BaseException):  # the worker running it died
+            res = {"name": names[i], "title": names[i], "quantity": "study ran", "measured": None,
+                   "expected": None, "tolerance": None, "criterion": "", "passed": False, "checks": [],
+                   "figure": None, "table": {"columns": [], "rows": []}, "wall_time": 0.0, "quick": quick,
+                   "error": f"{type(res).__name__}: {res}".splitlines()[0], "traceback": ""}
+        _report_line(stream, k, len(names), res)
+        results[i] = res
     return results
 
 
@@ -170,9 +200,13 @@ def write_report(results: list[dict], out_dir: str, quick: bool, total_time: flo
 
 # ------------------------------------------------------------------ command line
 
-def validate(out_dir: str, quick: bool = False, only: Optional[str] = None, stream=None) -> list[dict]:
+def validate(out_dir: str, quick: bool = False, only: Optional[str] = None, stream=None,
+             scheduler: Optional[str] = None, workers: Optional[int] = None) -> list[dict]:
     """Run the studies, write the figures, summary.json and report.md into ``out_dir``."""
     names = select_studies(only)
+    if scheduler is not None or workers is not None:
+        from .sweep.engine import check_scheduler
+        check_scheduler(scheduler or "none", workers)
     parent = os.path.dirname(os.path.abspath(out_dir))
     if not os.path.isdir(parent):
         raise InputError(f"--out {out_dir}: folder {parent} does not exist")
@@ -180,7 +214,7 @@ def validate(out_dir: str, quick: bool = False, only: Optional[str] = None, stre
         raise InputError(f"--out {out_dir}: exists and is not a folder")
     os.makedirs(out_dir, exist_ok=True)
     started = time.perf_counter()
-    results = run_studies(names, quick, out_dir, stream)
+    results = run_studies(names, quick, out_dir, stream, scheduler, workers)
     write_summary(results, out_dir)
     write_report(results, out_dir, quick, time.perf_counter() - started)
     return results
@@ -188,7 +222,8 @@ def validate(out_dir: str, quick: bool = False, only: Optional[str] = None, stre
 
 def validate_cli(args) -> int:
     """``fpsolver validate --out DIR [--quick] [--only a,b]``; exit 1 if a study failed."""
-    results = validate(args.out, quick=args.quick, only=args.only)
+    results = validate(args.out, quick=args.quick, only=args.only,
+                       scheduler=getattr(args, "scheduler", None), workers=getattr(args, "workers", None))
     failed = [r["name"] for r in results if not r["passed"]]
     print(f"{len(results) - len(failed)}/{len(results)} studies passed; "
           f"report: {os.path.join(args.out, 'report.md')}, summary: {os.path.join(args.out, 'summary.json')}")
