@@ -24,9 +24,9 @@ from .monoflow import flow_from_hprime  # noqa: F401,E402
 # the modules of the same names first, so that the functions below keep the names
 # (import statements such as ``from fpsolver.particles import solve_particles`` still reach them)
 from . import compare as _compare_module, gan as _gan_package, particles as _particles_package  # noqa: F401,E402
-from . import validate as _validate_module  # noqa: F401,E402
-from .api import compare, gan, load, particles, plot, solve, validate  # noqa: F401,E402
+from . import sweep as _sweep_package, validate as _validate_module  # noqa: F401,E402
+from .api import compare, gan, load, particles, plot, solve, sweep, validate  # noqa: F401,E402
 
-__all__ = ["Case", "Result", "solve", "particles", "gan", "compare", "plot", "validate", "load",
+__all__ = ["Case", "Result", "solve", "particles", "gan", "sweep", "compare", "plot", "validate", "load",
            "Flow", "custom_flow", "flow_from_hprime", "get_flow",
            "FpsolverError", "CaseError", "InputError", "SolverError", "__version__"]

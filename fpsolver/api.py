@@ -112,6 +112,21 @@ def gan(case: CaseLike, *, progress: bool = False, **options) -> Result:
             bar.close()
 
 
+def sweep(path: str, out: str, *, scheduler: str = "local", workers: Optional[int] = None,
+          resume: bool = False, progress: bool = False) -> list[dict]:
+    """Run a sweep file (``[sweep]`` over a base case; ``fpsolver sweep``): every combination
+    validated first, run serially (``scheduler="none"``) or on dask.distributed (``"local"``, or
+    a scheduler address), results in ``out/results/<key>.npz``, one row per run in
+    ``out/index.csv``; returns those rows (values, status, wall time, mass error, errors against
+    the sweep's reference). Bitwise the same for any number of workers."""
+    from .sweep.driver import run_sweep
+    from .sweep.engine import check_scheduler
+    from .sweep.spec import load_sweep
+    check_scheduler(scheduler, workers)
+    return run_sweep(load_sweep(path), out, scheduler=scheduler, workers=workers, resume=resume,
+                     progress=progress)
+
+
 class ComparisonTable(list):
     """Rows {t, n, l1, w1[, ks]} (a list of dicts) that print as the ``fpsolver compare`` table."""
 

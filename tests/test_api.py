@@ -185,6 +185,17 @@ def test_notebook_examples_run_and_write_their_figure(script, tmp_path, monkeypa
     assert png.stat().st_size > 10_000
 
 
+def test_a_sweep_from_python(tmp_path):
+    (tmp_path / "s.toml").write_text(
+        f'[sweep]\nbase = "{os.path.join(EXAMPLES, "kl_gaussian.toml")}"\ncommand = "solve"\n'
+        '[sweep.vary]\n"domain.cells" = [[60], [120]]\n"time.dt" = [0.05, 0.025]\n')
+    rows = fpsolver.sweep(str(tmp_path / "s.toml"), str(tmp_path / "out"), scheduler="none")
+    assert [r["status"] for r in rows] == ["ok"] * 4
+    for r in rows:
+        res = fpsolver.load(str(tmp_path / "out" / "results" / f"{r['key']}.npz"))
+        assert abs(float(np.sum(res.rho[-1])) * res.grid.cell_volume - 1.0) < 1e-12
+
+
 def test_result_as_xarray():
     r = fpsolver.solve(fpsolver.Case(**TABLES))
     ds = r.to_xarray()
