@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import re
+import uuid
 from typing import Callable, Iterator, Optional, Sequence
 
 from ..errors import InputError
@@ -49,8 +50,10 @@ def map_tasks(fn: Callable, tasks: Sequence, scheduler: str = "local",
         return
     with _client(scheduler, workers, len(tasks)) as client:
         from distributed import as_completed
-        # pure=False: a task is never merged with an earlier one that looked the same
-        futures = [client.submit(fn, t, key=f"fpsolver-{name}-{i}", pure=False) for i, t in enumerate(tasks)]
+        # keys unique to this call: a shared scheduler must not mistake another sweep's task for ours
+        token = uuid.uuid4().hex[:12]
+        futures = [client.submit(fn, t, key=f"fpsolver-{name}-{token}-{i}", pure=False)
+                   for i, t in enumerate(tasks)]
         index = {f.key: i for i, f in enumerate(futures)}
         try:
             for fut in as_completed(futures):
