@@ -120,7 +120,7 @@ def test_bad_combinations_are_reported_before_anything_runs(tmp_path, capsys):
     ({}, {"target.components[5].mean": [[0.0]]}, "the base case has no target.components[5]"),
     ({"mode": "zip"}, {"time.dt": [0.05], "flow.kind": ["js", "kl"]}, "equal length"),
     ({"seeds": [0, 1]}, {"time.dt": [0.05]}, "the solve command is deterministic"),
-    ({"command": "gan"}, {"time.dt": [0.05]}, "sweep.command: unknown value 'gan' (one of solve, particles)"),
+    ({"command": "fit"}, {"time.dt": [0.05]}, "sweep.command: unknown value 'fit' (one of solve, particles, gan)"),
     ({}, {"time.dt": [0.05, 0.05]}, "are the same case"),
     ({"reference": "finest"}, {"flow.kind": ["js", "kl"]}, "needs domain.cells or time.dt"),
     ({"reference": "finest"}, {"domain.cells": [[40], [80]], "time.dt": [0.05, 0.025]}, None),
@@ -430,3 +430,20 @@ def test_ctrl_c_leaves_a_consistent_index_and_says_how_to_go_on(tmp_path, monkey
     assert main(["sweep", str(path), "--out", str(out), "--scheduler", "none", "--quiet"]) == 130
     assert "--resume continues the sweep" in capsys.readouterr().err
     assert [r["status"] for r in index_rows(out)] == ["ok", "pending", "pending"]
+
+
+def test_a_gan_sweep_checks_its_options_up_front_and_runs(tmp_path):
+    from fpsolver.sweep import load_sweep, run_sweep
+    base = ROOT / "examples" / "gan_js_1d.toml"
+    sweep_file = tmp_path / "gan.toml"
+    sweep_file.write_text(f'[sweep]\nbase = "{base}"\ncommand = "gan"\nseeds = [0]\n'
+                          '[sweep.options]\nn = 500\n'
+                          '[sweep.vary]\n"time.save_times" = [[0.5]]\n"gan.epsilon" = [0.1, 0.05, 0.3]\n')
+    sweep = load_sweep(str(sweep_file))
+    # 0.5 is not a multiple of 0.3: reported before anything runs, with the [gan] key named
+    assert len(sweep.invalid) == 1 and "gan.epsilon" in sweep.invalid[0][3]
+    sweep_file.write_text(sweep_file.read_text().replace(", 0.3]", "]"))
+    rows = run_sweep(load_sweep(str(sweep_file)), str(tmp_path / "out"), scheduler="none", progress=False)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    res = Result.load(os.path.join(tmp_path, "out", "results", rows[1]["key"] + ".npz"))
+    assert res.positions.shape == (2, 500, 1) and res.meta["backend"] == "gan"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from ..errors import CaseError, FpsolverError
 from ..result import Result
@@ -26,6 +26,7 @@ class Command:
     run: Callable
     random: bool
     options: dict  # option name -> (type check, description)
+    check: Optional[Callable] = None  # check(case, options): CaseError if the run cannot start
 
 
 def _solve(case, seed, options) -> Result:
@@ -46,7 +47,21 @@ def _positive_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")
 
 
-# a new command (the GAN loop) is one entry here
+def _gan_options(case, options):
+    """The GAN loop's options for this case ([gan] table, then [sweep.options]), checked."""
+    from ..gan.options import from_table, merged
+    return merged(from_table(case.raw.get("gan")), **options).resolved(case)
+
+
+def _gan(case, seed, options) -> Result:
+    from ..gan import run_gan
+    return run_gan(case, _gan_options(case, dict(options, seed=seed)))
+
+
+_GAN_CHOICES = {"discriminator": ("exact", "kernel", "mlp"), "generator": ("particles", "monotone", "mlp"),
+                "generator_loss": ("mse", "minimax"), "latent": ("normal", "quantiles")}
+
+# a new command is one entry here
 COMMANDS: dict[str, Command] = {
     "solve": Command(_solve, False, {}),
     "particles": Command(_particles, True, {
@@ -56,6 +71,14 @@ COMMANDS: dict[str, Command] = {
         "save_positions": (_positive_int, "an integer > 0"),
         "mmd_velocity": (lambda v: v in ("auto", "direct", "binned"), "\"auto\", \"direct\" or \"binned\""),
     }),
+    "gan": Command(_gan, True, {
+        "epsilon": (_positive_number, "a number > 0"),
+        "knots": (_positive_int, "an integer > 0"),
+        "fit_steps": (_positive_int, "an integer > 0"),
+        "n": (_positive_int, "an integer > 0"),
+        "batch": (_positive_int, "an integer > 0"),
+        **{k: ((lambda v, c=c: v in c), " or ".join(f'"{x}"' for x in c)) for k, c in _GAN_CHOICES.items()},
+    }, check=lambda case, options: _gan_options(case, dict(options))),
 }
 
 

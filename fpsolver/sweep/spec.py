@@ -6,7 +6,7 @@ A sweep file names a base case and the values to vary::
     base = "bimodal_1d.toml"     # relative to the sweep file
     command = "solve"            # a name in fpsolver.sweep.runs.COMMANDS
     mode = "product"             # product | zip
-    seeds = [0, 1, 2]            # commands with randomness only (particles)
+    seeds = [0, 1, 2]            # commands with randomness only (particles, gan)
     reference = "finest"         # optional: "finest" or a density result (.npz)
     [sweep.options]              # optional command options (particles: n, integrator, ...)
     [sweep.vary]
@@ -229,6 +229,8 @@ def _plan(sweep: Sweep, base_raw: dict) -> None:
             for k, v in values.items():
                 _assign(raw, k, v)
             case = Case.from_dict(raw, base_dir=folder, source=sweep.base)
+            if COMMANDS[sweep.command].check is not None:      # e.g. the GAN loop's [gan] options
+                COMMANDS[sweep.command].check(case, sweep.options)
         except FpsolverError as exc:
             sweep.invalid.append((i, values, seed, str(exc)))
             continue
