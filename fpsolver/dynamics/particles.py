@@ -52,7 +52,8 @@ from . import dual
 from .spec import DiscriminatorSpec
 
 DEFAULT_FRACTION = 0.9     # as the grid solver (dynamics.grid.DEFAULT_FRACTION)
-POINT_BLOCK = 256          # cell centres (1D) or rows (2D) per task of the kernel sum
+POINT_BLOCK = 256          # cell centres per task of the 1D kernel sum
+ROW_BLOCKS = 8             # tasks of the 2D kernel sum (each recomputes the y-factors: few blocks)
 _MAX_CUTS = 40
 
 
@@ -83,10 +84,10 @@ def _kernel_sum_1d(centres, x, w, c, out):
 @numba.njit(cache=True, parallel=True)
 def _kernel_sum_2d(c0, c1, x, w, c, out):
     """out[j, l] = sum_i w_i 2^(-(x_j - X_i0)^2 c) 2^(-(y_l - X_i1)^2 c), i in order (the Gaussian
-    factorises over the axes: 2 G^(1/2) exponentials per particle, G multiply-adds); blocks of
-    rows in parallel, the innermost loop over a row (it vectorises)."""
+    factorises over the axes: n0 + ROW_BLOCKS n1 exponentials per particle, n0 n1 multiply-adds);
+    ROW_BLOCKS blocks of rows in parallel, the innermost loop over a row (it vectorises)."""
     n0, n1 = c0.shape[0], c1.shape[0]
-    rows = min(n0, max(1, POINT_BLOCK // n1 + 1))
+    rows = (n0 + ROW_BLOCKS - 1) // ROW_BLOCKS
     for b in numba.prange((n0 + rows - 1) // rows):
         j0 = b * rows
         size = min(n0, j0 + rows) - j0
