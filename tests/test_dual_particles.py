@@ -229,6 +229,15 @@ def test_bad_options_are_one_line_errors(kw, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_infinite_rate_is_a_one_line_error():
+    """kappa = inf (API only) would set f = log(rho_d / rho_hat), infinite where the KDE underflows;
+    that limit is the interacting solver of the case without [discriminator]."""
+    from fpsolver.dynamics.spec import DiscriminatorSpec
+    for spec in (DiscriminatorSpec(np.inf, "kernel", sigma=1.0), DiscriminatorSpec(np.inf, "L2")):
+        with pytest.raises(InputError, match="finite rate"):
+            solve_dual_particles(_case(cells=40), n=100, seed=0, spec=spec)
+
+
 def test_2d_kernel_run_and_cli(tmp_path):
     """2D, kernel metric: the CLI writes a particle result with f (readable, comparable with the grid
     result), every particle stays in the box, and sliced W1 to the grid solution is below the i.i.d.

@@ -217,10 +217,6 @@ class ParticleDiscriminator:
         """f^{n+1} from f^n with the particles frozen (module docstring)."""
         rate = self.spec.rate
         if self.spec.metric == "L2":
-            if np.isinf(rate):
-                if np.any(rho == 0.0):
-                    raise SolverError("kappa = inf: the KDE is 0 in some cell, log(rho_d / rho) is infinite")
-                return dual.optimal_logit(np.log(rho), np.log(self.rho_d))
             return dual.l2_implicit_update(f, rho, self.rho_d, dt, rate)
         s = expit(logit_at(x, f, self.grid))
         drive = self.conv(self.rho_d * expit(-f)) - kernel_sum_at_centres(x, s, self.grid, self.spec.sigma)
@@ -310,8 +306,11 @@ def solve_dual_particles(case, *, n: int, seed: int, bandwidth: Optional[float] 
 
     Positions at t = 0 and the save times (the first ``save_positions``), cell counts of all
     particles (``counts``), f (nt, *grid.shape); meta: the GAN value, the mass in the box and dt
-    per step. ``spec`` replaces the case's [discriminator] (e.g. rate = inf, L2 only)."""
+    per step. ``spec`` replaces the case's [discriminator] (finite rate)."""
     spec = spec or case.discriminator
+    if np.isinf(spec.rate):     # log(rho_d / rho_hat) is infinite where the KDE underflows
+        raise InputError("kappa = inf: the optimal discriminator with particles is the interacting "
+                         "solver of the case without [discriminator]; the dual particles need a finite rate")
     grid, flow = case.grid, get_flow(case.flow)
     target, initial = case.discretised()
     log_rho_d, log_rho0 = target.log_cells.reshape(grid.shape), initial.log_cells.reshape(grid.shape)
