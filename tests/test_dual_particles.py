@@ -144,7 +144,8 @@ def test_l2_metric_within_kde_bias_and_floor():
     first term is Monte-Carlo, at most the i.i.d. floor (as for the kernel metric); the second is the
     KDE bias, O(b^2): the equilibrium of the smoothed flow is rho_d deconvolved by phi_b, for N(0, 1)
     N(0, 1 - b^2), W1 sqrt(2/pi)(1 - sqrt(1 - b^2)) ~ 0.4 b^2 = 0.0097 at b = 0.156, an upper size for
-    T = 1 (measured 0.003)."""
+    T <= 1 (measured 0.0021, 0.0051 at t = 0.5, 1). And the particles against rho^b, their own mean-field
+    limit, are Monte-Carlo error alone: below the floor (measured 0.0064, 0.0054 vs 0.013, 0.014)."""
     fine = _case(cells=2000, metric="L2")
     ref = solve_case_dual(fine)
     case = _case(cells=200, metric="L2")
@@ -158,6 +159,8 @@ def test_l2_metric_within_kde_bias_and_floor():
         floor = metrics.mc_floor_w1(ref.grid, smoothed[k], n, seeds=20)
         w = np.mean([metrics.w1_samples_density_1d(r.positions[k], ref.grid, ref.rho[k]) for r in runs])
         assert w <= floor + bias, (k, w, floor, bias)
+        w_b = np.mean([metrics.w1_samples_density_1d(r.positions[k], ref.grid, smoothed[k]) for r in runs])
+        assert w_b <= floor, (k, w_b, floor)
 
 
 def _w1_densities(grid: Grid, a: np.ndarray, b: np.ndarray) -> float:
@@ -171,12 +174,15 @@ def _w1_densities(grid: Grid, a: np.ndarray, b: np.ndarray) -> float:
 def test_large_kappa_tends_to_the_interacting_particles():
     """For kappa -> inf the L2 logit is log(rho_d / rho_hat) and the particles follow the js flow of
     the KDE: the interacting-particle solver with the same bandwidth and seed. The two clouds start
-    identical, so W1 between them is not statistical: the O(1/kappa) relaxation error (MATH.md §10,
-    after the initial layer of width 1/kappa that f(0) = 0 starts with) plus the difference of the two
-    discretisations (measured 2.7e-4 at kappa = 1e5). Over kappa = 1e2, 1e3, 1e4 the fitted slope is
-    at most -0.7 (theory -1, approached from above as the discretisation part stays; measured -0.81),
-    and at 1e4 W1 is below 0.15 of the Monte-Carlo floor."""
-    w, kappas = [], (1e2, 1e3, 1e4)
+    identical, so W1 between them is not statistical: the relaxation error of f plus the difference
+    of the two discretisations. MATH.md §10: O(1/kappa) where log(rho_d / rho) stays bounded, slower
+    where the tails make the limit non-uniform (there f relaxes at the rate kappa sigma(1 - sigma)
+    (rho_d + rho_hat), small where both densities are; kappa^-0.5...-0.86 measured on a hard case).
+    Measured here over kappa = 1e2, 1e3, 1e4: slopes -0.80 (t = 0.5) and -0.70 (t = 1); required
+    <= -0.5 (no convergence, e.g. a logit that does not tend to log(rho_d / rho_hat), gives ~0). At
+    kappa = 1e5 the clouds differ by the discretisations alone: below 0.1 of the Monte-Carlo floor
+    (measured 5e-4, 0.04 of it)."""
+    w, kappas = [], (1e2, 1e3, 1e4, 1e5)
     for kappa in kappas:
         case = _case(cells=200, metric="L2", kappa=kappa)
         dual_run = solve_dual_particles(case, n=10_000, seed=0)
@@ -186,12 +192,14 @@ def test_large_kappa_tends_to_the_interacting_particles():
         plain = solve_particles(Case.from_dict(raw, source="test"), n=10_000, seed=0,
                                 bandwidth=dual_run.meta["bandwidth"])
         np.testing.assert_array_equal(dual_run.positions[0], plain.positions[0])
-        w.append(metrics.w1_samples_1d(dual_run.positions[-1], plain.positions[-1]))
-    slope = np.polyfit(np.log(kappas), np.log(w), 1)[0]
-    assert slope <= -0.7, (slope, w)
+        w.append([metrics.w1_samples_1d(dual_run.positions[k], plain.positions[k]) for k in (1, 2)])
+    w = np.array(w)
+    for k in (0, 1):
+        slope = np.polyfit(np.log(kappas[:3]), np.log(w[:3, k]), 1)[0]
+        assert slope <= -0.5, (k, slope, w)
     coarse = Grid(case.grid.lower, case.grid.upper, (40,))   # the floor's density: a histogram suffices
     rho_t = np.histogram(plain.positions[-1][:, 0], bins=40, range=(-5.0, 5.0), density=True)[0]
-    assert w[-1] <= 0.15 * metrics.mc_floor_w1(coarse, rho_t, 10_000, seeds=20), w
+    assert w[-1, 1] <= 0.1 * metrics.mc_floor_w1(coarse, rho_t, 10_000, seeds=20), w
 
 
 # ------------------------------------------------------------------ runs, errors, 2D
@@ -219,6 +227,15 @@ def test_bad_options_are_one_line_errors(kw, message):
     with pytest.raises(InputError) as err:
         solve_particles(_case(cells=40), **args)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_infinite_rate_is_a_one_line_error():
+    """kappa = inf (API only) would set f = log(rho_d / rho_hat), infinite where the KDE underflows;
+    that limit is the interacting solver of the case without [discriminator]."""
+    from fpsolver.dynamics.spec import DiscriminatorSpec
+    for spec in (DiscriminatorSpec(np.inf, "kernel", sigma=1.0), DiscriminatorSpec(np.inf, "L2")):
+        with pytest.raises(InputError, match="finite rate"):
+            solve_dual_particles(_case(cells=40), n=100, seed=0, spec=spec)
 
 
 def test_2d_kernel_run_and_cli(tmp_path):

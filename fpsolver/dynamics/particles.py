@@ -51,7 +51,8 @@ from . import dual
 from .spec import DiscriminatorSpec
 
 DEFAULT_FRACTION = 0.9     # as the grid solver (dynamics.grid.DEFAULT_FRACTION)
-POINT_BLOCK = 256          # cell centres (1D) or rows (2D) per task of the kernel sum
+POINT_BLOCK = 256          # cell centres per task of the 1D kernel sum
+ROW_BLOCKS = 8             # tasks of the 2D kernel sum (each recomputes the y-factors: few blocks)
 _MAX_CUTS = 40
 
 
@@ -82,10 +83,10 @@ def _kernel_sum_1d(centres, x, w, c, out):
 @numba.njit(cache=True, parallel=True)
 def _kernel_sum_2d(c0, c1, x, w, c, out):
     """out[j, l] = sum_i w_i 2^(-(x_j - X_i0)^2 c) 2^(-(y_l - X_i1)^2 c), i in order (the Gaussian
-    factorises over the axes: 2 G^(1/2) exponentials per particle, G multiply-adds); blocks of
-    rows in parallel, the innermost loop over a row (it vectorises)."""
+    factorises over the axes: n0 + ROW_BLOCKS n1 exponentials per particle, n0 n1 multiply-adds);
+    ROW_BLOCKS blocks of rows in parallel, the innermost loop over a row (it vectorises)."""
     n0, n1 = c0.shape[0], c1.shape[0]
-    rows = min(n0, max(1, POINT_BLOCK // n1 + 1))
+    rows = (n0 + ROW_BLOCKS - 1) // ROW_BLOCKS
     for b in numba.prange((n0 + rows - 1) // rows):
         j0 = b * rows
         size = min(n0, j0 + rows) - j0
@@ -215,10 +216,6 @@ class ParticleDiscriminator:
         """f^{n+1} from f^n with the particles frozen (module docstring)."""
         rate = self.spec.rate
         if self.spec.metric == "L2":
-            if np.isinf(rate):
-                if np.any(rho == 0.0):
-                    raise SolverError("kappa = inf: the KDE is 0 in some cell, log(rho_d / rho) is infinite")
-                return dual.optimal_logit(np.log(rho), np.log(self.rho_d))
             return dual.l2_implicit_update(f, rho, self.rho_d, dt, rate)
         s = expit(logit_at(x, f, self.grid))
         drive = self.conv(self.rho_d * expit(-f)) - kernel_sum_at_centres(x, s, self.grid, self.spec.sigma)
@@ -308,8 +305,11 @@ def solve_dual_particles(case, *, n: int, seed: int, bandwidth: Optional[float] 
 
     Positions at t = 0 and the save times (the first ``save_positions``), cell counts of all
     particles (``counts``), f (nt, *grid.shape); meta: the GAN value, the mass in the box and dt
-    per step. ``spec`` replaces the case's [discriminator] (e.g. rate = inf, L2 only)."""
+    per step. ``spec`` replaces the case's [discriminator] (finite rate)."""
     spec = spec or case.discriminator
+    if np.isinf(spec.rate):     # log(rho_d / rho_hat) is infinite where the KDE underflows
+        raise InputError("kappa = inf: the optimal discriminator with particles is the interacting "
+                         "solver of the case without [discriminator]; the dual particles need a finite rate")
     grid, flow = case.grid, case.local_flow()
     target, initial = case.discretised()
     log_rho_d, log_rho0 = target.log_cells.reshape(grid.shape), initial.log_cells.reshape(grid.shape)
