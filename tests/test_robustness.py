@@ -304,7 +304,9 @@ def _wait_for(proc, pattern: str, timeout=120):
 def test_interrupted_run_keeps_previous_file(tmp_path, sig, code):
     out = tmp_path / "r.npz"
     out.write_bytes(b"previous complete file")
-    proc = _spawn(["solve", str(ROOT / "examples" / "two_mode_2d.toml"), "--out", str(out)], tmp_path)
+    # dt / 20: a run of some minutes, so the signal always lands mid-run (even on a fast machine)
+    proc = _spawn(["solve", str(ROOT / "examples" / "two_mode_2d.toml"), "--out", str(out), "--dt", "0.001"],
+                  tmp_path)
     assert _wait_for(proc, "10%"), "the run never reported progress"
     proc.send_signal(sig)
     proc.wait(timeout=60)
