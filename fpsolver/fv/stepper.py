@@ -46,6 +46,7 @@ class RunState:
     rejected_steps: int = 0
     linear_iterations: int = 0
     wall_time: float = 0.0
+    step_wall_times: list = field(default_factory=list)   # seconds per step (solve, record, save)
 
 
 class CrandallLiggett:
@@ -153,12 +154,15 @@ def crandall_liggett(op: FVOperator, flow, w0: np.ndarray, dt: float, save_steps
     total = save_steps[-1]
     t_start = time.perf_counter() - state.wall_time
     while state.n < total:
+        t_step = time.perf_counter()
         stepper.step(state)
         stepper.record(state)
         if state.n in save_steps:
             state.saved_t.append(state.n * dt)
             state.saved_rho.append(op.rho(state.w))
-        state.wall_time = time.perf_counter() - t_start
+        now = time.perf_counter()
+        state.step_wall_times.append(now - t_step)
+        state.wall_time = now - t_start
         if progress is not None:
             progress(state.n, f"t={state.n * dt:.4g}")
         if checkpoint is not None:
@@ -185,7 +189,7 @@ def solve_case(case, *, scheme: Optional[str] = None, rtol: float = 1e-15, linea
     target, initial = case.discretised()
     op = FVOperator.build(case.grid, target)
     flow = get_flow(case.flow)
-    w0 = (initial.log_cells - target.log_cells).reshape(op.log_rho_d.shape)
+    w0 = (initial.log_cells - target.log_cells).reshape(op.shape)
     state = load_checkpoint(resume, case, scheme, op.log_rho_d.shape) if resume else None
     writer = _CheckpointWriter(checkpoint_path, checkpoint_every, case, scheme) if checkpoint_path else None
     state = crandall_liggett(op, flow, w0, case.dt, case.save_steps, scheme=scheme, rtol=rtol,
@@ -201,7 +205,7 @@ def solve_case(case, *, scheme: Optional[str] = None, rtol: float = 1e-15, linea
         "mass": state.mass, "energy": state.energy,
         "mass_error": float(np.max(np.abs(mass - mass[0])) / mass[0]),
         "min_rho": float(min(np.min(r) for r in state.saved_rho)),
-        "wall_time": state.wall_time,
+        "wall_time": state.wall_time, "step_wall_times": state.step_wall_times,
     }
     shape = case.grid.shape
     return Result(t=np.array(state.saved_t), meta=meta, axes=case.grid.centres,
@@ -226,7 +230,7 @@ def save_checkpoint(path, state: RunState, case, scheme: str) -> None:
     head = {"kind": "fv-checkpoint", "version": __version__, "case": case.raw, "scheme": scheme,
             "n": state.n, "rejected_steps": state.rejected_steps,
             "linear_iterations": state.linear_iterations, "wall_time": state.wall_time,
-            "saved_t": state.saved_t, "newton_iterations": state.newton_iterations,
+            "step_wall_times": state.step_wall_times, "saved_t": state.saved_t, "newton_iterations": state.newton_iterations,
             "mass_residuals": state.mass_residuals,
             "mass": state.mass, "energy": state.energy}
     arrays = {"meta": np.array(json.dumps(head)), "w": state.w, "saved_rho": np.stack(state.saved_rho)}
@@ -257,4 +261,5 @@ def load_checkpoint(path, case, scheme: str, shape) -> RunState:
                     newton_iterations=list(head["newton_iterations"]),
                     mass_residuals=list(head["mass_residuals"]), mass=list(head["mass"]),
                     energy=list(head["energy"]), rejected_steps=int(head["rejected_steps"]),
-                    linear_iterations=int(head["linear_iterations"]), wall_time=float(head["wall_time"]))
+                    linear_iterations=int(head["linear_iterations"]), wall_time=float(head["wall_time"]),
+                    step_wall_times=list(head.get("step_wall_times", [None] * int(head["n"]))))  # None: not recorded)
