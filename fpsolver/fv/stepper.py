@@ -262,4 +262,4 @@ def load_checkpoint(path, case, scheme: str, shape) -> RunState:
                     mass_residuals=list(head["mass_residuals"]), mass=list(head["mass"]),
                     energy=list(head["energy"]), rejected_steps=int(head["rejected_steps"]),
                     linear_iterations=int(head["linear_iterations"]), wall_time=float(head["wall_time"]),
-                    step_wall_times=list(head.get("step_wall_times", [None] * int(head["n"]))))  # None: not recorded)
+                    step_wall_times=list(head.get("step_wall_times", [None] * int(head["n"]))))  # None: not recorded
