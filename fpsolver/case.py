@@ -39,6 +39,7 @@ class Case:
     scheme: str
     raw: dict  # the case as a plain dict (paths made absolute), stored in result meta
     source: str = "<dict>"
+    rtol: float | None = None  # time.rtol: error-controlled steps (dt the first and largest step)
 
     @property
     def final_time(self) -> float:
@@ -49,7 +50,7 @@ class Case:
         return tuple(int(round(t / self.dt)) for t in self.save_times)
 
     def with_overrides(self, *, dt: float | None = None, cells=None, scheme: str | None = None,
-                       flow: str | None = None, save_times=None) -> "Case":
+                       flow: str | None = None, save_times=None, rtol: float | None = None) -> "Case":
         """A copy with CLI overrides applied and re-validated."""
         raw = copy.deepcopy(self.raw)
         if dt is not None:
@@ -62,6 +63,8 @@ class Case:
             raw["flow"]["kind"] = flow
         if save_times is not None:
             raw["time"]["save_times"] = list(save_times)
+        if rtol is not None:
+            raw["time"]["rtol"] = rtol
         return Case.from_dict(raw, base_dir=None, source=self.source)
 
     def discretised(self):
@@ -96,7 +99,8 @@ class Case:
         dt, save_times, scheme = _parse_time(data["time"], TRANSPORT_SCHEMES if flow in KERNEL_FLOWS else SCHEMES)
         data["time"]["scheme"] = scheme
         data["time"]["save_times"] = list(save_times)
-        case = cls(grid, target, initial, flow, dt, save_times, scheme, data, source)
+        rtol = _parse_rtol(data["time"], flow)
+        case = cls(grid, target, initial, flow, dt, save_times, scheme, data, source, rtol)
         case.discretised()  # positivity and finiteness of both densities on the grid
         return case
 
@@ -293,7 +297,7 @@ def _parse_flow(spec) -> str:
 
 
 def _parse_time(spec, schemes=SCHEMES):
-    _table(spec, "time", {"dt", "save_times"}, required=True, optional=("scheme",))
+    _table(spec, "time", {"dt", "save_times"}, required=True, optional=("scheme", "rtol"))
     dt = float(_number(spec["dt"], "time.dt", positive=True))
     st = spec["save_times"]
     if not isinstance(st, list) or not st:
@@ -310,6 +314,18 @@ def _parse_time(spec, schemes=SCHEMES):
         raise CaseError("time.dt", f"{round(times[-1] / dt):,} steps to t = {times[-1]}; use a larger dt")
     scheme = _choice(spec.get("scheme", schemes[0]), "time.scheme", schemes)
     return dt, tuple(float(t) for t in times), scheme
+
+
+def _parse_rtol(spec, flow: str):
+    """time.rtol: the local error tolerance of adaptive steps (fpsolver.fv.adaptive), or None."""
+    if "rtol" not in spec:
+        return None
+    rtol = float(_number(spec["rtol"], "time.rtol", positive=True))
+    if not rtol < 1.0:
+        raise CaseError("time.rtol", f"must be < 1 (a relative tolerance; got {spec['rtol']!r})")
+    if flow in KERNEL_FLOWS:
+        raise CaseError("time.rtol", f"adaptive steps are not available for the kernel flow {flow!r}")
+    return rtol
 
 
 def _checked_discretise(density: Density, grid: Grid, key: str):

@@ -40,6 +40,7 @@ STUDIES = [
     ("mmd_arbel", "mmd", "study_mmd_arbel"),
     ("mmd_critic", "mmd", "study_mmd_critic"),
     ("mmd_particles", "mmd_particles", "study_mmd_particles"),
+    ("adaptive", "adaptive", "study_adaptive"),
 ]
 STUDY_NAMES = [s[0] for s in STUDIES]
 

@@ -190,10 +190,22 @@ def solve_case(case, *, scheme: Optional[str] = None, rtol: float = 1e-15, linea
     op = FVOperator.build(case.grid, target)
     flow = get_flow(case.flow)
     w0 = (initial.log_cells - target.log_cells).reshape(op.shape)
-    state = load_checkpoint(resume, case, scheme, op.log_rho_d.shape) if resume else None
-    writer = _CheckpointWriter(checkpoint_path, checkpoint_every, case, scheme) if checkpoint_path else None
-    state = crandall_liggett(op, flow, w0, case.dt, case.save_steps, scheme=scheme, rtol=rtol,
-                             linear=linear, progress=progress, state=state, checkpoint=writer)
+    adaptive = {}
+    if case.rtol is not None:
+        if checkpoint_path or resume:
+            raise InputError("--checkpoint/--resume: not available with adaptive steps (time.rtol)")
+        from .adaptive import adaptive_run
+        flow.check_representable(op.log_rho_d + w0, op.log_rho_d, op.volume)
+        stepper = CrandallLiggett(op, flow, case.dt, scheme, rtol, linear)
+        state, log = adaptive_run(stepper, w0, case.save_times, case.rtol, progress=progress)
+        adaptive = {"time_rtol": case.rtol, "step_end_times": log.t, "step_sizes": log.h,
+                    "step_errors": log.err, "rejected_by_error": log.rejected_error,
+                    "resolvents": log.resolvents, "newton_iterations_all": log.newton}
+    else:
+        state = load_checkpoint(resume, case, scheme, op.log_rho_d.shape) if resume else None
+        writer = _CheckpointWriter(checkpoint_path, checkpoint_every, case, scheme) if checkpoint_path else None
+        state = crandall_liggett(op, flow, w0, case.dt, case.save_steps, scheme=scheme, rtol=rtol,
+                                 linear=linear, progress=progress, state=state, checkpoint=writer)
     mass = np.array(state.mass)
     meta = {
         "kind": "density", "backend": "fv", "version": __version__, "case": case.raw,
@@ -205,7 +217,7 @@ def solve_case(case, *, scheme: Optional[str] = None, rtol: float = 1e-15, linea
         "mass": state.mass, "energy": state.energy,
         "mass_error": float(np.max(np.abs(mass - mass[0])) / mass[0]),
         "min_rho": float(min(np.min(r) for r in state.saved_rho)),
-        "wall_time": state.wall_time, "step_wall_times": state.step_wall_times,
+        "wall_time": state.wall_time, "step_wall_times": state.step_wall_times, **adaptive,
     }
     shape = case.grid.shape
     return Result(t=np.array(state.saved_t), meta=meta, axes=case.grid.centres,
