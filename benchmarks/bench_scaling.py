@@ -10,7 +10,8 @@ Newton system run side by side in this one process:
 Each step's wall time is read from the run's own record (RunState.step_wall_times, also
 meta["step_wall_times"] of a Result), so it is the whole step: Newton, the linear solves, the
 mass and energy record. Reported per grid: the median step (first 5 steps; 3 at 1024^2, where
-the old path takes about 10 s a step), the median per cell, Newton and linear iterations, and
+the old path takes about 10 s a step), the median per cell, the mean per cell of the linear
+solves alone (RunState.linear_seconds), Newton and linear iterations, and
 the L1 distance between the two answers after the same steps (they agree to the Newton
 tolerance, not bitwise). After the table: the targets of the multigrid path, per cell at 1024^2
 <= 2x per cell at 128^2 and a 1024^2 step <= 1 s; and the 1D step (1000 cells, bimodal_1d,
@@ -55,7 +56,8 @@ def _run(op, w0, steps, linear):
         raise SystemExit(f"{linear}: {st.rejected_steps} rejected steps; timings would mix step sizes")
     newton = sum(st.newton_iterations)
     return {"t": statistics.median(st.step_wall_times), "newton": newton / steps,
-            "lin": st.linear_iterations / max(newton, 1), "rho": st.saved_rho[-1]}
+            "lin": st.linear_iterations / max(newton, 1), "rho": st.saved_rho[-1],
+            "lin_s": st.linear_seconds / steps}
 
 
 def _load() -> str:
@@ -63,8 +65,8 @@ def _load() -> str:
 
 
 def _table_2d(sizes) -> dict:
-    print(f"{'cells':>9} {'path':>9} {'step s':>9} {'us/cell':>8} {'Newton':>7} {'lin/Newton':>10} "
-          f"{'speed-up':>8} {'L1 diff':>9}")
+    print(f"{'cells':>9} {'path':>9} {'step s':>9} {'us/cell':>8} {'linear us/cell':>14} {'Newton':>7} "
+          f"{'lin/Newton':>10} {'speed-up':>8} {'L1 diff':>9}")
     per_cell = {}
     for n in sizes:
         op, w0 = _setup("two_mode_2d.toml", [n, n], 0.02)
@@ -74,9 +76,10 @@ def _table_2d(sizes) -> dict:
         for lin in PATHS:
             r = runs[lin]
             per_cell[(n, lin)] = r["t"] / n ** 2
+            per_cell[(n, lin, "linear")] = r["lin_s"] / n ** 2
             extra = (f"{runs['krylov']['t'] / r['t']:7.1f}x {l1:9.1e}" if lin == "multigrid" else "")
-            print(f"{n:>5}^2   {lin:>9} {r['t']:9.4f} {r['t'] / n**2 * 1e6:8.3f} {r['newton']:7.1f} "
-                  f"{r['lin']:10.1f} {extra}", flush=True)
+            print(f"{n:>5}^2   {lin:>9} {r['t']:9.4f} {r['t'] / n**2 * 1e6:8.3f} {r['lin_s'] / n**2 * 1e6:14.3f} "
+                  f"{r['newton']:7.1f} {r['lin']:10.1f} {extra}", flush=True)
     return per_cell
 
 
@@ -114,6 +117,9 @@ def main(argv=None) -> int:
     verdict = "meets" if growth <= 2.0 else "MISSES"
     print(f"per cell {top}^2 / 128^2: multigrid {growth:.2f} ({verdict} target <= 2), Jacobi {old_growth:.2f}")
     ok &= growth <= 2.0
+    lin_growth = per_cell[(top, "multigrid", "linear")] / per_cell[(128, "multigrid", "linear")]
+    print(f"linear solves alone, per cell {top}^2 / 128^2: multigrid {lin_growth:.2f}, Jacobi "
+          f"{per_cell[(top, 'krylov', 'linear')] / per_cell[(128, 'krylov', 'linear')]:.2f}")
     if top == 1024:
         t = per_cell[(1024, "multigrid")] * 1024 ** 2
         print(f"1024^2 step: multigrid {t:.2f} s ({'meets' if t <= 1.0 else 'MISSES'} target <= 1 s)")

@@ -29,6 +29,7 @@ bounded by it, because the flux form conserves mass exactly.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Union
 
@@ -53,6 +54,7 @@ class NewtonStats:
     iterations: int = 0
     linear_iterations: int = 0
     mass_residual: float = 0.0
+    linear_seconds: float = 0.0    # wall time in the linear solves (set-up included)
 
 
 @dataclass
@@ -215,6 +217,7 @@ def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, b, h: float,
         if it == max_iter:
             break
         eta = min(1e-2, max(CG_RTOL_MIN, mres / max(mass_b, 1e-300)))
+        t_lin = time.perf_counter()
         sym = scaling(op, lp, lj, lc, h) if linear == "multigrid" else None
         if linear == "multigrid" and sym is not None:
             y = _solve(None, r, linear, eta, stats, sym)
@@ -222,6 +225,7 @@ def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, b, h: float,
             with np.errstate(over="ignore", invalid="ignore"):
                 cs = coupling(op, lp, lj, ls, h)
             y = _solve(cs, r, "krylov" if linear == "multigrid" else linear, eta, stats)
+        stats.linear_seconds += time.perf_counter() - t_lin
         alpha = 1.0
         for _ in range(40):
             w_try = _update(flow, sb, lb, y, lc, lc - lp, np.log(alpha), w)

@@ -47,6 +47,7 @@ class RunState:
     linear_iterations: int = 0
     wall_time: float = 0.0
     step_wall_times: list = field(default_factory=list)   # seconds per step (solve, record, save)
+    linear_seconds: float = 0.0  # of which in the linear solves of Newton (not checkpointed: timing only)
 
 
 class CrandallLiggett:
@@ -66,6 +67,7 @@ class CrandallLiggett:
         state.newton_iterations[-1] += st.iterations
         state.mass_residuals[-1] += st.mass_residual
         state.linear_iterations += st.linear_iterations
+        state.linear_seconds += st.linear_seconds
         return w
 
     def _with_source(self, rhs: Rhs, t_new, h) -> Rhs:
@@ -217,7 +219,8 @@ def solve_case(case, *, scheme: Optional[str] = None, rtol: float = 1e-15, linea
         "mass": state.mass, "energy": state.energy,
         "mass_error": float(np.max(np.abs(mass - mass[0])) / mass[0]),
         "min_rho": float(min(np.min(r) for r in state.saved_rho)),
-        "wall_time": state.wall_time, "step_wall_times": state.step_wall_times, **adaptive,
+        "wall_time": state.wall_time, "step_wall_times": state.step_wall_times,
+        "linear_solve_time": state.linear_seconds, **adaptive,
     }
     shape = case.grid.shape
     return Result(t=np.array(state.saved_t), meta=meta, axes=case.grid.centres,
