@@ -8,6 +8,8 @@ BDF2 solves (3 rho^{n+1} - 4 rho^n + rho^{n-1}) / (2 dt) = -A rho^{n+1}, i.e. th
 with step 2dt/3 and right-hand side (4 rho^n - rho^{n-1})/3; its first step (and the step after
 a rejection) is backward Euler. A step whose Newton solve fails is rejected and replaced by two
 backward-Euler half steps, recursively up to ``MAX_HALVINGS`` times; rejections are counted.
+With ``time.rtol`` in the case, :func:`solve_case` takes error-controlled steps instead
+(:mod:`.adaptive`); every step's wall time is recorded either way.
 """
 from __future__ import annotations
 
