@@ -1,7 +1,8 @@
 """One backward-Euler step of the finite-volume solver, side by side with the plain reference.
 
 Ours: the damped Newton of fpsolver.fv with the Numba residual and the structured linear solve
-(tridiagonal in 1D, matrix-free BiCGStab in 2D, all in log space). Plain reference: the same Newton with
+(tridiagonal in 1D, multigrid-preconditioned CG in 2D, all in log space; the Jacobi BiCGStab it
+replaced is compared per grid size in benchmarks/bench_scaling.py). Plain reference: the same Newton with
 linear="spsolve", i.e. scipy's sparse LU of the assembled Jacobian at every iteration and
 numpy residuals. Both use the same convergence test; by default that is round-off (rtol 1e-15
 on the mass residual, or the residual's round-off floor), which is tighter than the 1e-10

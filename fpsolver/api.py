@@ -23,12 +23,13 @@ from .errors import InputError
 from .result import Result
 
 CaseLike = Union[str, os.PathLike, dict, Case]
-_CASE_OVERRIDES = ("dt", "cells", "scheme", "flow", "save_times")
+_CASE_OVERRIDES = ("dt", "cells", "scheme", "flow", "save_times", "rtol")
 
 
 def as_case(case: CaseLike, **overrides) -> Case:
     """A validated :class:`Case` from a path, a dict or a Case, with ``dt``, ``cells``,
-    ``scheme``, ``flow``, ``save_times`` overridden where given (not None)."""
+    ``scheme``, ``flow``, ``save_times``, ``rtol`` (``time.rtol``: adaptive steps) overridden
+    where given (not None)."""
     c = case if isinstance(case, Case) else Case(case)
     given = {k: v for k, v in overrides.items() if v is not None}
     unknown = sorted(set(given) - set(_CASE_OVERRIDES))
@@ -44,8 +45,8 @@ def solve(case: CaseLike, *, backend: str = "fv", progress: bool = False, **opti
     by backward Euler or BDF2 (the Crandall-Liggett resolvent), the kernel flows by upwind
     transport (section 9); ``backend="fipy"`` for the independent FiPy formulation.
 
-    ``options``: case overrides (``dt``, ``cells``, ``scheme``, ``flow``, ``save_times``) and
-    the solver's own (e.g. ``rtol``). Returns the density Result (``t``, ``rho[t, ix(, iy)]``,
+    ``options``: case overrides (``dt``, ``cells``, ``scheme``, ``flow``, ``save_times``, and
+    ``rtol`` for error-controlled adaptive steps) and the solver's own (e.g. ``linear``). Returns the density Result (``t``, ``rho[t, ix(, iy)]``,
     ``rho_d``, ``meta``).
     """
     over = {k: options.pop(k) for k in list(options) if k in _CASE_OVERRIDES}

@@ -63,11 +63,12 @@ class Case:
     source: str = "<dict>"
     discriminator: DiscriminatorSpec | None = None  # [discriminator]: the dual flow of MATH.md §10
     custom: Optional[Flow] = None  # a user's Flow (flow.kind a Flow object or "module:name")
+    rtol: float | None = None  # time.rtol: error-controlled steps (dt the first and largest step)
 
     def __init__(self, *args, **kwargs):
         if (args and isinstance(args[0], Grid)) or "grid" in kwargs:   # the validated parts (dataclasses.replace)
             names = [f.name for f in fields(Case)]
-            values = {"source": "<dict>", "discriminator": None, "custom": None} | dict(zip(names, args)) | kwargs
+            values = {"source": "<dict>", "discriminator": None, "custom": None, "rtol": None} | dict(zip(names, args)) | kwargs
             for name in names:
                 object.__setattr__(self, name, values[name])
             return
@@ -97,7 +98,7 @@ class Case:
         return tuple(int(round(t / self.dt)) for t in self.save_times)
 
     def with_overrides(self, *, dt: float | None = None, cells=None, scheme: str | None = None,
-                       flow=None, save_times=None) -> "Case":
+                       flow=None, save_times=None, rtol: float | None = None) -> "Case":
         """A copy with CLI overrides applied and re-validated."""
         raw = copy.deepcopy(self.raw)
         if dt is not None:
@@ -112,6 +113,8 @@ class Case:
                 raw["flow"].pop("shift", None)
         if save_times is not None:
             raw["time"]["save_times"] = list(save_times)
+        if rtol is not None:
+            raw["time"]["rtol"] = rtol
         # a flow imported from a module was allowed when this case was made
         return Case.from_dict(raw, base_dir=None, source=self.source,
                               allow_imports=self.custom is not None and flow is None)
@@ -155,7 +158,8 @@ class Case:
         dt, save_times, scheme = _parse_time(data["time"], schemes)
         data["time"]["scheme"] = scheme
         data["time"]["save_times"] = list(save_times)
-        case = cls(grid, target, initial, flow, dt, save_times, scheme, data, source, disc, custom)
+        rtol = _parse_rtol(data["time"], flow)
+        case = cls(grid, target, initial, flow, dt, save_times, scheme, data, source, disc, custom, rtol)
         case.discretised()  # positivity and finiteness of both densities on the grid
         return case
 
@@ -433,7 +437,7 @@ def _custom_flow(kind, allow_imports: bool) -> tuple[str, Flow]:
 
 
 def _parse_time(spec, schemes=SCHEMES):
-    _table(spec, "time", {"dt", "save_times"}, required=True, optional=("scheme",))
+    _table(spec, "time", {"dt", "save_times"}, required=True, optional=("scheme", "rtol"))
     dt = float(_number(spec["dt"], "time.dt", positive=True))
     st = spec["save_times"]
     if not isinstance(st, list) or not st:
@@ -450,6 +454,18 @@ def _parse_time(spec, schemes=SCHEMES):
         raise CaseError("time.dt", f"{round(times[-1] / dt):,} steps to t = {times[-1]}; use a larger dt")
     scheme = _choice(spec.get("scheme", schemes[0]), "time.scheme", schemes)
     return dt, tuple(float(t) for t in times), scheme
+
+
+def _parse_rtol(spec, flow: str):
+    """time.rtol: the local error tolerance of adaptive steps (fpsolver.fv.adaptive), or None."""
+    if "rtol" not in spec:
+        return None
+    rtol = float(_number(spec["rtol"], "time.rtol", positive=True))
+    if not rtol < 1.0:
+        raise CaseError("time.rtol", f"must be < 1 (a relative tolerance; got {spec['rtol']!r})")
+    if flow in KERNEL_FLOWS:
+        raise CaseError("time.rtol", f"adaptive steps are not available for the kernel flow {flow!r}")
+    return rtol
 
 
 def _checked_discretise(density: Density, grid: Grid, key: str):

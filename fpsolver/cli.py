@@ -53,11 +53,13 @@ def cmd_solve(args) -> int:
     case = Case.from_toml(args.case, allow_imports=args.allow_imports)
     if args.cells is not None and len(args.cells) != case.grid.dim:
         raise InputError(f"--cells: give {case.grid.dim} value(s) for this {case.grid.dim}D case")
-    case = case.with_overrides(dt=args.dt, cells=args.cells, scheme=args.scheme)
+    case = case.with_overrides(dt=args.dt, cells=args.cells, scheme=args.scheme, rtol=args.rtol)
     out = _out_path(args.out)
     bar = _progress(f"solve ({args.backend})", case.save_steps[-1], args.quiet)
     if args.backend == "fipy":
         from .fipy_backend import solve_case_fipy
+        if case.rtol is not None:
+            raise InputError("--rtol / time.rtol: adaptive steps are available for the fv backend only")
         if args.checkpoint or args.resume:
             raise InputError("--checkpoint/--resume are available for the fv backend only")
         res = solve_case_fipy(case, progress=bar)
@@ -172,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scheme", choices=("backward-euler", "bdf2", "muscl", "upwind"),
                    help="backward-euler | bdf2 (local flows); muscl | upwind (kernel flows)")
     s.add_argument("--dt", type=_positive)
+    s.add_argument("--rtol", type=_positive, help="adaptive steps to this local error tolerance "
+                   "(time.rtol; --dt is then the first and largest step)")
     s.add_argument("--cells", type=_cells, help="N or N,M")
     s.add_argument("--quiet", action="store_true")
     s.add_argument("--checkpoint", help="write the run state here every --checkpoint-every seconds")

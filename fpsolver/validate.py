@@ -47,6 +47,7 @@ STUDIES = [
     ("dual_kernel", "dual_modes", "study_dual_kernel"),
     ("dual_orders", "dual_modes", "study_dual_orders"),
     ("dual_particles", "dual_particles", "study_dual_particles"),
+    ("adaptive", "adaptive", "study_adaptive"),
 ]
 STUDY_NAMES = [s[0] for s in STUDIES]
 

@@ -8,6 +8,8 @@ BDF2 solves (3 rho^{n+1} - 4 rho^n + rho^{n-1}) / (2 dt) = -A rho^{n+1}, i.e. th
 with step 2dt/3 and right-hand side (4 rho^n - rho^{n-1})/3; its first step (and the step after
 a rejection) is backward Euler. A step whose Newton solve fails is rejected and replaced by two
 backward-Euler half steps, recursively up to ``MAX_HALVINGS`` times; rejections are counted.
+With ``time.rtol`` in the case, :func:`solve_case` takes error-controlled steps instead
+(:mod:`.adaptive`); every step's wall time is recorded either way.
 """
 from __future__ import annotations
 
@@ -46,6 +48,8 @@ class RunState:
     rejected_steps: int = 0
     linear_iterations: int = 0
     wall_time: float = 0.0
+    step_wall_times: list = field(default_factory=list)   # seconds per step (solve, record, save)
+    linear_seconds: float = 0.0  # of which in the linear solves of Newton (not checkpointed: timing only)
 
 
 class CrandallLiggett:
@@ -65,6 +69,7 @@ class CrandallLiggett:
         state.newton_iterations[-1] += st.iterations
         state.mass_residuals[-1] += st.mass_residual
         state.linear_iterations += st.linear_iterations
+        state.linear_seconds += st.linear_seconds
         return w
 
     def _with_source(self, rhs: Rhs, t_new, h) -> Rhs:
@@ -153,12 +158,15 @@ def crandall_liggett(op: FVOperator, flow, w0: np.ndarray, dt: float, save_steps
     total = save_steps[-1]
     t_start = time.perf_counter() - state.wall_time
     while state.n < total:
+        t_step = time.perf_counter()
         stepper.step(state)
         stepper.record(state)
         if state.n in save_steps:
             state.saved_t.append(state.n * dt)
             state.saved_rho.append(op.rho(state.w))
-        state.wall_time = time.perf_counter() - t_start
+        now = time.perf_counter()
+        state.step_wall_times.append(now - t_step)
+        state.wall_time = now - t_start
         if progress is not None:
             progress(state.n, f"t={state.n * dt:.4g}")
         if checkpoint is not None:
@@ -191,11 +199,23 @@ def solve_case(case, *, scheme: Optional[str] = None, rtol: float = 1e-15, linea
     target, initial = case.discretised()
     op = FVOperator.build(case.grid, target)
     flow = case.local_flow()
-    w0 = (initial.log_cells - target.log_cells).reshape(op.log_rho_d.shape)
-    state = load_checkpoint(resume, case, scheme, op.log_rho_d.shape) if resume else None
-    writer = _CheckpointWriter(checkpoint_path, checkpoint_every, case, scheme) if checkpoint_path else None
-    state = crandall_liggett(op, flow, w0, case.dt, case.save_steps, scheme=scheme, rtol=rtol,
-                             linear=linear, progress=progress, state=state, checkpoint=writer)
+    w0 = (initial.log_cells - target.log_cells).reshape(op.shape)
+    adaptive = {}
+    if case.rtol is not None:
+        if checkpoint_path or resume:
+            raise InputError("--checkpoint/--resume: not available with adaptive steps (time.rtol)")
+        from .adaptive import adaptive_run
+        flow.check_representable(op.log_rho_d + w0, op.log_rho_d, op.volume)
+        stepper = CrandallLiggett(op, flow, case.dt, scheme, rtol, linear)
+        state, log = adaptive_run(stepper, w0, case.save_times, case.rtol, progress=progress)
+        adaptive = {"time_rtol": case.rtol, "step_end_times": log.t, "step_sizes": log.h,
+                    "step_errors": log.err, "rejected_by_error": log.rejected_error,
+                    "resolvents": log.resolvents, "newton_iterations_all": log.newton}
+    else:
+        state = load_checkpoint(resume, case, scheme, op.log_rho_d.shape) if resume else None
+        writer = _CheckpointWriter(checkpoint_path, checkpoint_every, case, scheme) if checkpoint_path else None
+        state = crandall_liggett(op, flow, w0, case.dt, case.save_steps, scheme=scheme, rtol=rtol,
+                                 linear=linear, progress=progress, state=state, checkpoint=writer)
     mass = np.array(state.mass)
     meta = {
         "kind": "density", "backend": "fv", "version": __version__, "case": case.raw,
@@ -207,7 +227,8 @@ def solve_case(case, *, scheme: Optional[str] = None, rtol: float = 1e-15, linea
         "mass": state.mass, "energy": state.energy,
         "mass_error": float(np.max(np.abs(mass - mass[0])) / mass[0]),
         "min_rho": float(min(np.min(r) for r in state.saved_rho)),
-        "wall_time": state.wall_time,
+        "wall_time": state.wall_time, "step_wall_times": state.step_wall_times,
+        "linear_solve_time": state.linear_seconds, **adaptive,
     }
     shape = case.grid.shape
     return Result(t=np.array(state.saved_t), meta=meta, axes=case.grid.centres,
@@ -232,7 +253,7 @@ def save_checkpoint(path, state: RunState, case, scheme: str) -> None:
     head = {"kind": "fv-checkpoint", "version": __version__, "case": case.raw, "scheme": scheme,
             "n": state.n, "rejected_steps": state.rejected_steps,
             "linear_iterations": state.linear_iterations, "wall_time": state.wall_time,
-            "saved_t": state.saved_t, "newton_iterations": state.newton_iterations,
+            "step_wall_times": state.step_wall_times, "saved_t": state.saved_t, "newton_iterations": state.newton_iterations,
             "mass_residuals": state.mass_residuals,
             "mass": state.mass, "energy": state.energy}
     arrays = {"meta": np.array(json.dumps(json_plain(head))), "w": state.w, "saved_rho": np.stack(state.saved_rho)}
@@ -263,4 +284,5 @@ def load_checkpoint(path, case, scheme: str, shape) -> RunState:
                     newton_iterations=list(head["newton_iterations"]),
                     mass_residuals=list(head["mass_residuals"]), mass=list(head["mass"]),
                     energy=list(head["energy"]), rejected_steps=int(head["rejected_steps"]),
-                    linear_iterations=int(head["linear_iterations"]), wall_time=float(head["wall_time"]))
+                    linear_iterations=int(head["linear_iterations"]), wall_time=float(head["wall_time"]),
+                    step_wall_times=list(head.get("step_wall_times", [None] * int(head["n"]))))  # None: not recorded
