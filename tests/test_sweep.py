@@ -55,13 +55,14 @@ def index_rows(out: Path) -> list[dict]:
 
 
 def array_digests(out: Path) -> dict:
-    """key -> {array name: sha256} over every result of a sweep folder, and meta without wall time."""
+    """key -> {array name: sha256} over every result of a sweep folder, and meta without its timings."""
     digests = {}
     for f in sorted((out / "results").glob("*.npz")):
         with np.load(f) as z:
             d = {k: hashlib.sha256(np.ascontiguousarray(z[k]).tobytes()).hexdigest() for k in z.files if k != "meta"}
             meta = json.loads(str(z["meta"]))
-        meta.pop("wall_time")
+        for timing in ("wall_time", "step_wall_times", "linear_solve_time"):   # clocks, not results
+            meta.pop(timing, None)
         d["meta"] = meta
         digests[f.stem] = d
     return digests
