@@ -115,11 +115,21 @@ def gan(case: CaseLike, *, progress: bool = False, **options) -> Result:
 
 def sweep(path: str, out: str, *, scheduler: str = "local", workers: Optional[int] = None,
           resume: bool = False, progress: bool = False) -> list[dict]:
-    """Run a sweep file (``[sweep]`` over a base case; ``fpsolver sweep``): every combination
+    r"""Run a sweep file (``[sweep]`` over a base case; ``fpsolver sweep``): every combination
     validated first, run serially (``scheduler="none"``) or on dask.distributed (``"local"``, or
     a scheduler address), results in ``out/results/<key>.npz``, one row per run in
     ``out/index.csv``; returns those rows (values, status, wall time, mass error, errors against
-    the sweep's reference). Bitwise the same for any number of workers."""
+    the sweep's reference). Bitwise the same for any number of workers.
+
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> with open(os.path.join(folder, "s.toml"), "w") as fh:
+    ...     _ = fh.write(f'[sweep]\nbase = "{os.path.abspath("examples/kl_gaussian.toml")}"\n'
+    ...                  '[sweep.vary]\n"domain.cells" = [[50], [100]]\n')
+    >>> rows = sweep(os.path.join(folder, "s.toml"), os.path.join(folder, "out"), scheduler="none")
+    >>> [(r["domain.cells"], r["status"]) for r in rows]
+    [([50], 'ok'), ([100], 'ok')]
+    """
     from .sweep.driver import run_sweep
     from .sweep.engine import check_scheduler
     from .sweep.spec import load_sweep
@@ -183,7 +193,13 @@ def plot(result: Union[Result, str], other: Union[Result, str, None] = None, *, 
 
 def validate(only: Optional[str] = None, *, quick: bool = False, out: str = "validation_report") -> list[dict]:
     """Run the verification studies (``only``: comma-separated names) and write
-    ``out/report.md``, ``summary.json`` and the figures; returns one dict per study."""
+    ``out/report.md``, ``summary.json`` and the figures; returns one dict per study (the measured
+    number, what theory predicts, the tolerance, pass/fail, every check).
+
+    >>> import tempfile
+    >>> [(s["name"], s["passed"]) for s in validate("exact_ou", quick=True, out=tempfile.mkdtemp())]
+    [('exact_ou', True)]
+    """
     from .validate import validate as _validate
     os.makedirs(out, exist_ok=True)
     return _validate(out, quick=quick, only=only)
