@@ -67,15 +67,16 @@ def _dtype(name: str):
 
 # ------------------------------------------------------------------ pure functions (JAX)
 
-def mlp_init(key, sizes: Sequence[int], dtype, zero_last: bool = False):
-    """Layers ((W, b), ...) for widths ``sizes``; W ~ N(0, 1/fan_in) (unit-variance tanh inputs)."""
+def mlp_init(rng: np.random.Generator, sizes: Sequence[int], dtype, zero_last: bool = False):
+    """Layers ((W, b), ...) for widths ``sizes``; W ~ N(0, 1/fan_in) (unit-variance tanh inputs).
+    Drawn by numpy (no JAX program to compile for a few random numbers); numpy arrays, which the
+    compiled functions take as they are."""
     layers = []
-    keys = jax.random.split(key, len(sizes) - 1)
-    for k, (n_in, n_out) in zip(keys, zip(sizes[:-1], sizes[1:])):
-        w = jax.random.normal(k, (n_in, n_out), dtype) / np.sqrt(n_in)
-        layers.append((w, jnp.zeros((n_out,), dtype)))
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        w = (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(dtype)
+        layers.append((w, np.zeros(n_out, dtype)))
     if zero_last:
-        layers[-1] = (jnp.zeros_like(layers[-1][0]), layers[-1][1])
+        layers[-1] = (np.zeros_like(layers[-1][0]), layers[-1][1])
     return tuple(layers)
 
 
@@ -88,8 +89,9 @@ def mlp_apply(layers, x):
 
 
 def adam_init(params):
-    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-    return (jnp.zeros((), jnp.int32), zeros, zeros)
+    """(step count, first moments, second moments), all zero (numpy: nothing to compile)."""
+    zeros = jax.tree_util.tree_map(lambda p: np.zeros(np.shape(p), p.dtype), params)
+    return (np.zeros((), np.int32), zeros, zeros)
 
 
 def adam_step(params, opt, grads, lr):
@@ -210,9 +212,10 @@ def compiled(name: str):
     return jax.jit(globals()[name], static_argnames=static)
 
 
-def _key_from(rng: np.random.Generator):
-    """A jax key drawn from the loop's numpy Generator (so the loop's seed fixes every draw)."""
-    return jax.random.PRNGKey(int(rng.integers(0, 2**31 - 1)))
+def _key_from(rng: np.random.Generator) -> np.ndarray:
+    """A raw jax key (uint32[2]) drawn from the loop's numpy Generator (the loop's seed fixes
+    every draw); made in numpy, so no key-making program is compiled."""
+    return rng.integers(0, 2**32, size=2, dtype=np.uint32)
 
 
 # ------------------------------------------------------------------ the two players
@@ -234,7 +237,7 @@ class MLPDiscriminator:
         self.dim, self.steps, self.batch, self.lr = int(dim), int(steps), int(batch), float(lr)
         self.dtype = _dtype(dtype)
         sizes = [self.dim] + [int(width)] * int(depth) + [1]
-        self._layers = mlp_init(jax.random.PRNGKey(int(seed)), sizes, self.dtype)
+        self._layers = mlp_init(np.random.default_rng([int(seed), 10]), sizes, self.dtype)
         self._norm = None if centre is None else (np.asarray(centre, float), np.asarray(scale, float))
         self._opt = adam_init(self._layers)
         self.params = None
@@ -242,7 +245,7 @@ class MLPDiscriminator:
     def _ensure_params(self, data: np.ndarray) -> None:
         if self.params is None:
             centre, scale = self._norm or (data.mean(axis=0), data.std(axis=0) + 1e-12)
-            self.params = (self._layers, jnp.asarray(centre, self.dtype), jnp.asarray(scale, self.dtype))
+            self.params = (self._layers, np.asarray(centre, self.dtype), np.asarray(scale, self.dtype))
 
     def _points(self, x: np.ndarray, name: str):
         x = np.asarray(x, float)
@@ -256,8 +259,8 @@ class MLPDiscriminator:
         data, fake = self._points(data, "data"), self._points(fake, "fake")
         self._ensure_params(data)
         self.params, self._opt, loss = compiled("disc_train")(
-            self.params, self._opt, _key_from(rng), jnp.asarray(data, self.dtype),
-            jnp.asarray(fake, self.dtype), steps=self.steps, batch=self.batch, lr=self.lr)
+            self.params, self._opt, _key_from(rng), data.astype(self.dtype),
+            fake.astype(self.dtype), steps=self.steps, batch=self.batch, lr=self.lr)
         return float(loss)
 
     def _require_fit(self):
@@ -268,19 +271,19 @@ class MLPDiscriminator:
         """d(x), (n,)."""
         self._require_fit()
         x = self._points(x, "x")
-        return np.asarray(compiled("logit_apply")(self.params, jnp.asarray(x, self.dtype)), float)
+        return np.asarray(compiled("logit_apply")(self.params, x.astype(self.dtype)), float)
 
     def grad_logit(self, x: np.ndarray) -> np.ndarray:
         """grad_x d(x), (n, dim), by automatic differentiation."""
         self._require_fit()
         x = self._points(x, "x")
-        return np.asarray(compiled("grad_logit_apply")(self.params, jnp.asarray(x, self.dtype)), float)
+        return np.asarray(compiled("grad_logit_apply")(self.params, x.astype(self.dtype)), float)
 
     def logit_and_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(d(x), grad_x d(x)) from one compiled call (what the loop's targets need)."""
         self._require_fit()
         x = self._points(x, "x")
-        d, g = compiled("logit_and_grad_apply")(self.params, jnp.asarray(x, self.dtype))
+        d, g = compiled("logit_and_grad_apply")(self.params, x.astype(self.dtype))
         return np.asarray(d, float), np.asarray(g, float)
 
 
@@ -303,8 +306,8 @@ class MLPGenerator:
         loc = np.zeros(self.dim) if loc is None else np.asarray(loc, float).reshape(self.dim)
         scale = np.eye(self.dim) if scale is None else np.asarray(scale, float).reshape(self.dim, self.dim)
         sizes = [self.dim] + [int(width)] * int(depth) + [self.dim]
-        layers = mlp_init(jax.random.PRNGKey(int(seed)), sizes, self.dtype, zero_last=True)
-        self.params = (jnp.asarray(loc, self.dtype), jnp.asarray(scale, self.dtype), layers)
+        layers = mlp_init(np.random.default_rng([int(seed), 11]), sizes, self.dtype, zero_last=True)
+        self.params = (loc.astype(self.dtype), scale.astype(self.dtype), layers)
         self._opt = adam_init(self.params)
 
     @classmethod
@@ -318,7 +321,7 @@ class MLPGenerator:
         z = np.asarray(z, float)
         if z.ndim != 2 or z.shape[1] != self.dim or not np.all(np.isfinite(z)):
             raise InputError(f"mlp generator: latents must be finite, shape (n, {self.dim}), got {z.shape}")
-        return jnp.asarray(z, self.dtype)
+        return z.astype(self.dtype)
 
     def sample(self, z: np.ndarray) -> np.ndarray:
         """G(z), (n, dim)."""
@@ -333,7 +336,7 @@ class MLPGenerator:
             raise InputError(f"mlp generator: targets must be finite, shape (m, {self.dim}), got {y.shape}")
         k = self.fit_steps if steps is None else int(steps)
         self.params, self._opt, res = compiled("gen_fit_mse")(
-            self.params, self._opt, self._z(z), jnp.asarray(y, self.dtype), steps=k, lr=self.lr)
+            self.params, self._opt, self._z(z), y.astype(self.dtype), steps=k, lr=self.lr)
         return float(res)
 
     def fit_minimax(self, z: np.ndarray, disc, steps: int, rng: np.random.Generator,
@@ -353,7 +356,7 @@ class MLPGenerator:
         for _ in range(int(steps)):
             x = self.sample(z)
             up = (-w / m) * _sigmoid(disc.logit(x))[:, None] * disc.grad_logit(x)
-            self.params, self._opt = step(self.params, self._opt, zj, jnp.asarray(up, self.dtype), self.lr)
+            self.params, self._opt = step(self.params, self._opt, zj, up.astype(self.dtype), self.lr)
         return float(-w * np.mean(np.logaddexp(0.0, disc.logit(self.sample(z)))))
 
     def is_finite(self) -> bool:

@@ -30,7 +30,7 @@ def gan_run(key, gparams, dlayers, target, z_eval, eps, saves: int, every: int, 
     ``gen_fit_mse`` (g_steps). ``target`` = (log_w, means, chols); D's inputs are standardised by
     the target's mean and spread. Returns G(z_eval) at iterations 0, every, ..., saves * every,
     shape (saves + 1, len(z_eval), dim), and the final logistic loss at each save."""
-    log_w, means, chols = target
+    log_w, means, chols = (nn.jnp.asarray(a) for a in target)   # traced: index them with traced draws
     w = nn.jnp.exp(log_w)
     centre = w @ means
     spread = nn.jnp.sqrt(w @ (means - centre) ** 2 + w @ nn.jnp.diagonal(chols @ nn.jnp.swapaxes(chols, 1, 2),
@@ -67,16 +67,20 @@ def gan_run_seeds(seeds: Sequence[int], loc, scale, target_weights, target_means
     o = nn.mlp_options(options)
     dt, width, depth = _dtype(o["dtype"]), o["width"], o["depth"]
     dim = len(loc)
-    target = (nn.jnp.asarray(np.log(np.asarray(target_weights, float) / np.sum(target_weights)), dt),
-              nn.jnp.asarray(target_means, dt), nn.jnp.asarray(np.linalg.cholesky(target_covs), dt))
+    target = (np.log(np.asarray(target_weights, float) / np.sum(target_weights)).astype(dt),
+              np.asarray(target_means, dt), np.linalg.cholesky(target_covs).astype(dt))
 
-    def one(seed_key):
-        k_d, k_g, k_run = nn.jax.random.split(seed_key, 3)
-        layers = mlp_init(k_g, [dim] + [width] * depth + [dim], dt, zero_last=True)
-        gparams = (nn.jnp.asarray(loc, dt), nn.jnp.asarray(scale, dt), layers)
-        dlayers = mlp_init(k_d, [dim] + [width] * depth + [1], dt)
-        return gan_run(k_run, gparams, dlayers, target, nn.jnp.asarray(z_eval, dt), eps, saves, every, n,
+    def init(seed):
+        rng = np.random.default_rng([int(seed), 12])
+        return ((np.asarray(loc, dt), np.asarray(scale, dt),
+                 mlp_init(rng, [dim] + [width] * depth + [dim], dt, zero_last=True)),
+                mlp_init(rng, [dim] + [width] * depth + [1], dt),
+                rng.integers(0, 2**32, size=2, dtype=np.uint32))
+
+    def one(gparams, dlayers, key):
+        return gan_run(key, gparams, dlayers, target, np.asarray(z_eval, dt), eps, saves, every, n,
                        o["disc_steps"], fit_steps, o["minibatch"], o["lr_disc"], o["lr_gen"])
-    keys = nn.jnp.stack([nn.jax.random.PRNGKey(int(s)) for s in seeds])
-    snaps, losses = nn.jax.jit(nn.jax.vmap(one))(keys)
+    # stack the seeds' initial weights and keys along a leading axis, run them as one vmapped program
+    stacked = nn.jax.tree_util.tree_map(lambda *a: np.stack(a), *[init(s) for s in seeds])
+    snaps, losses = nn.jax.jit(nn.jax.vmap(one))(*stacked)
     return np.asarray(snaps, float), np.asarray(losses, float)
