@@ -41,6 +41,11 @@ STUDIES = [
     ("mmd_critic", "mmd", "study_mmd_critic"),
     ("mmd_particles", "mmd_particles", "study_mmd_particles"),
     ("gan_mlp", "gan_mlp", "study_gan_mlp"),
+    ("gan_order", "gan_loop", "study_gan_order"),
+    ("gan_persistence", "gan_loop", "study_gan_persistence"),
+    ("gan_stability", "gan_loop", "study_gan_stability"),
+    ("gan_losses", "gan_losses", "study_gan_losses"),
+    ("gan_kernel_floor", "gan_losses", "study_gan_kernel_floor"),
 ]
 STUDY_NAMES = [s[0] for s in STUDIES]
 

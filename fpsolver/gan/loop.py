@@ -37,17 +37,18 @@ _RISE_TOL = 1e-12      # a rise smaller than this (round-off of a converged JS) 
 
 
 def run_gan(case, options: Optional[GanOptions] = None, *, progress: Optional[Callable] = None,
-            **overrides) -> Result:
+            initial_generator=None, **overrides) -> Result:
     """Run Algorithm 1 on ``case`` (module docstring) and return a particle Result.
 
     ``options`` (default: the case's ``[gan]`` table) with keyword ``overrides`` on top, e.g.
-    ``run_gan(case, epsilon=0.05, knots=16, discriminator="kernel")``.
+    ``run_gan(case, epsilon=0.05, knots=16, discriminator="kernel")``. ``initial_generator``
+    (optional) is G_0 itself, used instead of the one built from rho_0 (e.g. a perturbed equilibrium).
     """
     from .options import from_table, merged
     base = options if options is not None else from_table(case.raw.get("gan"))
     opts = merged(base, **overrides).resolved(case)
     flow, weight = _flow_and_loss_weight(case, opts)
-    run = _Run(case, opts, flow, weight)
+    run = _Run(case, opts, flow, weight, initial_generator)
     return run.execute(progress)
 
 
@@ -71,7 +72,7 @@ def _flow_and_loss_weight(case, opts: GanOptions):
 class _Run:
     """One run: players, latents, per-iteration records, save times."""
 
-    def __init__(self, case, opts: GanOptions, flow, loss_weight):
+    def __init__(self, case, opts: GanOptions, flow, loss_weight, initial_generator=None):
         self.case, self.opts, self.flow, self.loss_weight = case, opts, flow, loss_weight
         self.rng = np.random.default_rng(opts.seed)
         self.out_rng = np.random.default_rng([opts.seed, 1])     # output draws: training unaffected
@@ -84,7 +85,7 @@ class _Run:
                            seed=opts.seed, latent=opts.latent, knots=opts.knots, init_samples=init,
                            options={"kernel": dict(opts.kernel), "mlp": dict(opts.mlp)},
                            case=case, target=self.target, rng=self.rng)
-        self.generator = GENERATORS[opts.generator](ctx)
+        self.generator = GENERATORS[opts.generator](ctx) if initial_generator is None else initial_generator
         self.disc = DISCRIMINATORS[opts.discriminator](ctx)
         self.records = {"disc_loss": [], "fit_residual": [], "js": [], "js_estimate": [],
                         "min_slope": [], "iteration_wall": []}
