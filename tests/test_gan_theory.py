@@ -14,14 +14,14 @@ from fpsolver.studies.gan_loop import _case, eps_critical, growth
 from fpsolver.studies.gan_losses import _losses_case
 
 
-@pytest.mark.parametrize("flow", ["kl", "js"])
-def test_order_one_in_eps(flow):
+@pytest.mark.parametrize("flow,epss", [("kl", [0.2, 0.1, 0.05, 0.025]), ("js", [0.4, 0.2, 0.1, 0.05])])
+def test_order_one_in_eps(flow, epss):
     """D* and an exact fit make Algorithm 1 the explicit Euler step: W1(law G_k, rho(k eps)) ~ eps
-    (slope 1 +- 0.1, the order of Euler's method) over eps = 0.4 ... 0.05 at T = 0.8; the O(1/N)
-    quadrature floor of N = 4000 mid-quantile latents (~2.5e-4) stays well below the smallest error."""
-    epss = [0.4, 0.2, 0.1, 0.05]
-    pde = solve_case(_case(flow, (0.8,), 0.005, 600))
-    w1 = [compare(pde, run_gan(_case(flow, (0.8,), 0.05, 600), epsilon=e, knots=16, n=4000))[-1]["w1"]
+    (slope 1 +- 0.1, the order of Euler's method) at T = 0.8. kl (Ornstein-Uhlenbeck, Gaussians stay
+    in the class) is pre-asymptotic at eps = 0.4 (e^-eps vs 1 - eps), so its range starts at 0.2; js
+    leaves a projection and O(1/N) quadrature floor (~1e-3 at N = 4000) that bends eps = 0.025."""
+    pde = solve_case(_case(flow, (0.8,), 0.0025, 600))
+    w1 = [compare(pde, run_gan(_case(flow, (0.8,), 0.025, 600), epsilon=e, knots=16, n=4000))[-1]["w1"]
           for e in epss]
     assert abs(fit_slope(epss, w1) - 1.0) <= 0.1, w1
 
