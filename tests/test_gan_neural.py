@@ -291,3 +291,47 @@ def test_cli_without_jax_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
         err = capsys.readouterr().err.strip()
         assert rc == 2 and "\n" not in err and 'pip install "fpsolver[gan]"' in err, err
         assert not (tmp_path / "x.npz").exists()
+
+
+def test_generator_starts_on_a_non_gaussian_initial_law():
+    # rho_0 a two-component mixture (no affine map of N(0, I) has its law): G_0 is the samples'
+    # Gaussian, then fitted to 1000 samples of rho_0 matched to the latents by optimal transport.
+    # The fit reproduces those samples, so its law is as far from rho_0 as they are (at most the
+    # 95 % i.i.d. floor of 1000 samples) and 2000 fresh G_0 samples add their own floor: sliced W1
+    # <= floor(1000) + floor(2000) by the triangle inequality. And the fit must remove more than
+    # half of the moment-matched Gaussian's distance (a Gaussian cannot split the modes).
+    from fpsolver.case import Case
+    from fpsolver.gan.registry import BuildContext
+    from fpsolver.metrics import mc_floor_w1, sliced_w1_2d
+    case = Case.from_dict({
+        "domain": {"lower": [-4.0, -4.0], "upper": [4.0, 4.0], "cells": [64, 64]},
+        "target": {"kind": "gaussian", "mean": [0.0, 0.0], "std": [1.0, 1.0]},
+        "initial": {"kind": "gaussian_mixture", "components": [
+            {"weight": 0.5, "mean": [-1.5, 0.0], "std": [0.4, 0.4]},
+            {"weight": 0.5, "mean": [1.5, 0.5], "std": [0.4, 0.4]}]},
+        "flow": {"kind": "js"}, "time": {"dt": 0.1, "save_times": [0.1]}})
+    rng = np.random.default_rng(0)
+    init = case.initial.sample(1000, rng, case.grid)
+    ctx = BuildContext(dim=2, lower=np.array(case.grid.lower), upper=np.array(case.grid.upper),
+                       log_target=None, grad_log_target=None, epsilon=0.1, fit_steps=10, batch=1000,
+                       n=1000, seed=0, init_samples=init, options={}, case=case)
+    g = neural.build_generator(ctx)
+    _, rho0 = case.discretised()
+    rho0 = rho0.cells.reshape(case.grid.shape)
+    z = np.random.default_rng(9).standard_normal((2000, 2))
+    moment = MLPGenerator.from_samples(init)
+    w_fit = sliced_w1_2d(g.sample(z), case.grid, rho0, n_dirs=32)
+    w_gauss = sliced_w1_2d(moment.sample(z), case.grid, rho0, n_dirs=32)
+    floor = sum(mc_floor_w1(case.grid, rho0, n, seeds=20, n_dirs=32) for n in (1000, 2000))
+    assert w_fit <= floor and w_fit < w_gauss / 2, (w_fit, floor, w_gauss)
+
+
+def test_mlp_table_errors_name_the_key():
+    from fpsolver.errors import CaseError
+    for table, key in (({"widht": 3}, "gan.mlp.widht"), ({"width": 0}, "gan.mlp.width"),
+                       ({"lr_gen": "fast"}, "gan.mlp.lr_gen"), ({"dtype": "float16"}, "gan.mlp.dtype"),
+                       ({"disc_steps": 2.5}, "gan.mlp.disc_steps")):
+        with pytest.raises(CaseError) as err:
+            neural.mlp_options(table)
+        assert str(err.value).startswith(key) and "\n" not in str(err.value)
+    assert neural.mlp_options({"lr-disc": 1e-3})["lr_disc"] == 1e-3
