@@ -38,8 +38,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import InputError
-
-GAN_EXTRA = 'pip install "fpsolver[gan]"'
+from .registry import GAN_EXTRA
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 
