@@ -12,7 +12,7 @@ from fpsolver.errors import CaseError, InputError
 from fpsolver.gan import GanOptions, run_gan
 from fpsolver.gan.discriminators import KernelDiscriminator
 from fpsolver.gan.generators import MonotoneGenerator
-from fpsolver.gan.registry import DISCRIMINATORS, GENERATORS, GAN_EXTRA, BuildContext
+from fpsolver.gan.registry import DISCRIMINATORS, GAN_EXTRA, GENERATORS, BuildContext, _needs_extra
 from fpsolver.result import Result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,13 +153,15 @@ def test_options_table_and_errors(tmp_path):
         run_gan(_case("kl", save=(0.1,)), epsilon=0.1, generator_loss="minimax", fit_steps=2)
 
 
-def test_mlp_without_the_extra_is_one_line():
+def test_missing_extra_is_one_line():
+    """The registry's refusal for a tier whose optional dependency is missing names the extra."""
     ctx = BuildContext(dim=1, lower=np.zeros(1), upper=np.ones(1), log_target=None, grad_log_target=None,
                        epsilon=0.1, fit_steps=None, batch=10, n=10, seed=0)
-    placeholder = [b for b in (DISCRIMINATORS["mlp"], GENERATORS["mlp"]) if b.__name__ == "build"]
-    for build in placeholder:     # until the JAX tier registers its builders
-        with pytest.raises(InputError, match=GAN_EXTRA.replace("[", r"\[").replace("]", r"\]")):
-            build(ctx)
+    for what in ("discriminator", "generator"):
+        with pytest.raises(InputError) as err:
+            _needs_extra(what)(ctx)
+        assert str(err.value) == f"--{what} mlp needs JAX: {GAN_EXTRA}" and "\n" not in str(err.value)
+    assert set(DISCRIMINATORS) == {"exact", "kernel", "mlp"} and set(GENERATORS) == {"particles", "monotone", "mlp"}
 
 
 def test_cli_solve_gan_compare_on_the_example(tmp_path, capsys):

@@ -65,11 +65,6 @@ class MonotoneGenerator:
         t = np.tanh((np.asarray(z, dtype=float).reshape(-1)[:, None] - self.kappa) / self.s)
         return self.theta[1] + (1.0 - t * t) @ self.theta[2:]
 
-    def _curvature(self, z: np.ndarray) -> np.ndarray:
-        """G''(z) = -(2/s) sum_j c_j sech^2 tanh."""
-        t = np.tanh((np.asarray(z, dtype=float).reshape(-1)[:, None] - self.kappa) / self.s)
-        return (-2.0 / self.s) * ((1.0 - t * t) * t) @ self.theta[2:]
-
     def inverse(self, x: np.ndarray) -> np.ndarray:
         """z with G(z) = x (x (n, 1)), clipped to [-10, 10]: table interpolation, then Newton."""
         last = getattr(self, "_last", None)
@@ -79,18 +74,23 @@ class MonotoneGenerator:
         if getattr(self, "_table_features", None) is None:
             self._table_features = self.features(_TABLE)
         z = np.interp(x, self._table_features @ self.theta, _TABLE)
+        a, c0, c = self.theta[0], self.theta[1], self.theta[2:]
         for _ in range(3):
-            g = self.slope(z)
-            step = np.where(g > 0, (self.features(z) @ self.theta - x) / np.where(g > 0, g, 1.0), 0.0)
+            t = np.tanh((z[:, None] - self.kappa) / self.s)      # one tanh for G and G'
+            g = c0 + (1.0 - t * t) @ c
+            step = np.where(g > 0, (a + c0 * z + self.s * (t @ c) - x) / np.where(g > 0, g, 1.0), 0.0)
             z = np.clip(z - step, _TABLE[0], _TABLE[-1])
         return z
 
     def log_density_latent(self, z: np.ndarray):
-        """(log rho_G, (log rho_G)') at G(z)."""
+        """(log rho_G, (log rho_G)') at G(z): log phi(z) - log G'(z) and (-z - G''/G') / G'."""
         z = np.asarray(z, dtype=float).reshape(-1)
-        g = self.slope(z)
+        t = np.tanh((z[:, None] - self.kappa) / self.s)
+        sech2 = 1.0 - t * t
+        g = self.theta[1] + sech2 @ self.theta[2:]
+        curvature = (-2.0 / self.s) * (sech2 * t) @ self.theta[2:]
         with np.errstate(divide="ignore", invalid="ignore"):
-            return -0.5 * z * z - _LOG_SQRT_2PI - np.log(g), (-z - self._curvature(z) / g) / g
+            return -0.5 * z * z - _LOG_SQRT_2PI - np.log(g), (-z - curvature / g) / g
 
     def log_density(self, x: np.ndarray):
         """(log rho_G(x), grad log rho_G(x)) at points x (n, 1): shapes (n,), (n, 1)."""

@@ -180,9 +180,11 @@ class _Run:
         if not hasattr(g, "log_density"):
             return None
         pts = self.case.grid.points()
+        if not hasattr(self, "_log_rho_d_cells"):
+            self._log_rho_d_cells = self.target.log_pdf(pts)
         with np.errstate(all="ignore"):
             log_g = g.log_density(pts)[0]
-            val = _JS.energy_from_logs(log_g, self.target.log_pdf(pts), self.case.grid.cell_volume)
+            val = _JS.energy_from_logs(log_g, self._log_rho_d_cells, self.case.grid.cell_volume)
         return float(val) if np.isfinite(val) else None
 
     @staticmethod
