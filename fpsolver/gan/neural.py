@@ -219,6 +219,18 @@ def _key_from(rng: np.random.Generator) -> np.ndarray:
 
 # ------------------------------------------------------------------ the two players
 
+# [gan.mlp] keys: hidden width and layers of both nets, D's Adam steps per outer iteration and
+# minibatch, the two learning rates, the float type, G_0's fitting steps (non-Gaussian rho_0)
+MLP_KEYS = {"width": int, "depth": int, "disc_steps": int, "minibatch": int, "lr_disc": float,
+            "lr_gen": float, "dtype": str, "init_steps": int}
+# defaults: a 2000-iteration 2D run in well under a minute on 2 cores; lr_gen 3e-3 rather than 1e-3
+# because Adam moves G by ~lr per step, and K lr must cover the step eps |v| (SW1 to the PDE at
+# T = 4 in the gan_mlp set-up at eps = 0.04: 0.10 against 0.13 with 1e-3; width 64 did worse than 32)
+DEFAULTS = {"width": 32, "depth": 2, "disc_steps": 10, "minibatch": 256, "lr_disc": 2e-3,
+            "lr_gen": 3e-3, "dtype": "float32", "init_steps": 500}
+DEFAULT_FIT_STEPS = 10
+
+
 class MLPDiscriminator:
     """D = sigmoid(d), d an MLP trained by Adam on the logistic loss (see the module docstring).
 
@@ -226,8 +238,9 @@ class MLPDiscriminator:
     from the first data set seen and then kept fixed.
     """
 
-    def __init__(self, dim: int, width: int = 64, depth: int = 2, steps: int = 10, batch: int = 256,
-                 lr: float = 2e-3, seed: int = 0, dtype: str = "float32",
+    def __init__(self, dim: int, width: int = DEFAULTS["width"], depth: int = DEFAULTS["depth"],
+                 steps: int = DEFAULTS["disc_steps"], batch: int = DEFAULTS["minibatch"],
+                 lr: float = DEFAULTS["lr_disc"], seed: int = 0, dtype: str = DEFAULTS["dtype"],
                  centre: Optional[Sequence[float]] = None, scale: Optional[Sequence[float]] = None):
         _load_jax()
         _check_sizes(dim=dim, width=width, depth=depth, steps=steps, batch=batch)
@@ -293,9 +306,9 @@ class MLPGenerator:
     set the initial affine map: G_0 pushes N(0, I) to N(loc, S S^T) exactly.
     """
 
-    def __init__(self, dim: int, loc: Optional[Sequence[float]] = None, scale=None, width: int = 64,
-                 depth: int = 2, lr: float = 1e-3, fit_steps: int = 10, seed: int = 0,
-                 dtype: str = "float32"):
+    def __init__(self, dim: int, loc: Optional[Sequence[float]] = None, scale=None,
+                 width: int = DEFAULTS["width"], depth: int = DEFAULTS["depth"], lr: float = DEFAULTS["lr_gen"],
+                 fit_steps: int = DEFAULT_FIT_STEPS, seed: int = 0, dtype: str = DEFAULTS["dtype"]):
         _load_jax()
         _check_sizes(dim=dim, width=width, depth=depth, fit_steps=fit_steps)
         if not lr > 0:
@@ -375,13 +388,6 @@ def _check_sizes(**sizes) -> None:
 
 # ------------------------------------------------------------------ builders (fpsolver gan)
 
-# [gan.mlp] keys: hidden width and layers of both nets, D's Adam steps per outer iteration and
-# minibatch, the two learning rates, the float type, G_0's fitting steps (non-Gaussian rho_0)
-MLP_KEYS = {"width": int, "depth": int, "disc_steps": int, "minibatch": int, "lr_disc": float,
-            "lr_gen": float, "dtype": str, "init_steps": int}
-DEFAULTS = {"width": 32, "depth": 2, "disc_steps": 10, "minibatch": 256, "lr_disc": 2e-3,
-            "lr_gen": 3e-3, "dtype": "float32", "init_steps": 500}
-DEFAULT_FIT_STEPS = 10
 _MATCH_MAX = 1000   # points in the initial assignment problem (O(m^3) in 2D)
 
 
