@@ -9,7 +9,8 @@ import copy
 import math
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,7 @@ class Case:
     scheme: str
     raw: dict  # the case as a plain dict (paths made absolute), stored in result meta
     source: str = "<dict>"
+    custom_flow: Any = None   # a Flow object given from Python (Case.with_flow), else None
 
     @property
     def final_time(self) -> float:
@@ -51,7 +53,20 @@ class Case:
 
     def local_flow(self):
         """The :class:`~fpsolver.flows.Flow` of a local (f-divergence) flow, its parameters applied."""
+        if self.custom_flow is not None:
+            return self.custom_flow
         return get_flow(self.flow, shift=self.flow_shift)
+
+    def with_flow(self, flow) -> "Case":
+        """A copy solved with the :class:`~fpsolver.flows.Flow` ``flow`` (e.g. from
+        :func:`fpsolver.monoflow.flow_from_hprime` or :func:`fpsolver.flows.custom_flow`) by every
+        solver; results record ``flow.name``. Python only: a case file names its flow by kind."""
+        from .flows import Flow
+        if not isinstance(flow, Flow):
+            raise CaseError("flow", f"with_flow needs a Flow, got {type(flow).__name__}")
+        if self.flow in KERNEL_FLOWS:
+            raise CaseError("flow", f"the {self.flow} case has a nonlocal flow; with_flow sets a local one")
+        return replace(self, flow=flow.name, custom_flow=flow)
 
     @property
     def save_steps(self) -> tuple[int, ...]:
@@ -73,6 +88,8 @@ class Case:
                 raw["flow"].pop("shift", None)
         if save_times is not None:
             raw["time"]["save_times"] = list(save_times)
+        if self.custom_flow is not None and flow is None:   # the raw table still names the original kind
+            return Case.from_dict(raw, base_dir=None, source=self.source).with_flow(self.custom_flow)
         return Case.from_dict(raw, base_dir=None, source=self.source)
 
     def discretised(self):

@@ -92,7 +92,10 @@ MONOFLOW_DBETA: dict[str, Callable[..., np.ndarray]] = {
 
 
 def _dbeta(case) -> Callable[[np.ndarray], np.ndarray]:
-    """beta'(u) of the case's flow, its parameters (the minimax shift) bound."""
+    """beta'(u) of the case's flow, its parameters (the minimax shift) bound; a Flow given from
+    Python (``Case.with_flow``) brings its own beta'."""
+    if getattr(case, "custom_flow", None) is not None:
+        return case.custom_flow.dbeta
     if case.flow == "minimax":
         shift = float(case.raw["flow"].get("shift", 0.0))
         return lambda u: MONOFLOW_DBETA["minimax"](u, shift)

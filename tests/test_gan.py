@@ -116,15 +116,16 @@ BIMODAL = EXAMPLE.read_text().replace(
 
 
 def test_divergence_is_a_result(tmp_path, capsys):
-    """MSE fitting alone can diverge: a 12-knot map carrying one mode onto two collapses (all slopes
-    driven to 0 by t ~ 4.4, G' = 0). The run stops there, keeps the save times reached, records where
-    and why, and the CLI exits 0 with one line about it."""
+    """MSE fitting alone can diverge: a 12-knot map carrying one mode onto two loses it after t ~ 2
+    (JS(rho_G, rho_d) rises for 10 iterations in a row, then every slope collapses to G' = 0 by
+    t ~ 4.4). The run stops, keeps the save times reached, records where and why, and the CLI exits
+    0 with one line about it."""
     path = tmp_path / "c.toml"
     path.write_text(BIMODAL.replace("knots = 16", "knots = 12"))
     assert 'mean = [-1.5]' in path.read_text()
     assert main(["gan", str(path), "--out", str(tmp_path / "g.npz")]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "DIVERGED" in ln]
-    assert len(lines) == 1 and "G' <= 0" in lines[0]
+    assert len(lines) == 1 and ("G' <= 0" in lines[0] or "JS rose for 10 iterations" in lines[0])
     out = Result.load(tmp_path / "g.npz", expect="particles")
     d = out.meta["diverged"]
     assert 2.0 < d["time"] < 4.5 and out.t.tolist() == [0.0, 0.5, 2.0]

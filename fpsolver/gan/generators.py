@@ -93,8 +93,15 @@ class MonotoneGenerator:
             return -0.5 * z * z - _LOG_SQRT_2PI - np.log(g), (-z - curvature / g) / g
 
     def log_density(self, x: np.ndarray):
-        """(log rho_G(x), grad log rho_G(x)) at points x (n, 1): shapes (n,), (n, 1)."""
-        lr, glr = self.log_density_latent(self.inverse(x))
+        """(log rho_G(x), grad log rho_G(x)) at points x (n, 1): shapes (n,), (n, 1); beyond
+        G([-10, 10]) (outside the support when the map is bounded) rho_G = 0: log -inf, gradient 0."""
+        z = self.inverse(x)
+        lr, glr = self.log_density_latent(z)
+        xs = np.asarray(x, dtype=float).reshape(-1)
+        if getattr(self, "_table_features", None) is not None:
+            ends = self._table_features[[0, -1]] @ self.theta
+            outside = (xs < ends[0]) | (xs > ends[1])
+            lr, glr = np.where(outside, -np.inf, lr), np.where(outside, 0.0, glr)
         return lr, glr[:, None]
 
     # ---- fitting
@@ -104,7 +111,8 @@ class MonotoneGenerator:
         if steps is None:
             # |A theta - y|^2 = |R theta - Q^T y|^2 + const (A = QR): BVLS on J + 2 rows, same minimiser
             Q, R = self._qr
-            self._set(lsq_linear(R, Q.T @ y, bounds=(self.lower_bounds, np.inf), method="bvls").x)
+            theta = lsq_linear(R, Q.T @ y, bounds=(self.lower_bounds, np.inf), method="bvls").x
+            self._set(self._project(theta))      # BVLS may return -1e-18 for a bound at 0
         else:
             lr, m = self._step(A), len(y)
             for _ in range(int(steps)):

@@ -54,7 +54,7 @@ def run_gan(case, options: Optional[GanOptions] = None, *, progress: Optional[Ca
 
 def _flow_and_loss_weight(case, opts: GanOptions):
     """The flow, and for the minimax loss the weight w with w d/dx log(1 - sigmoid(d)) = -2 h'(d) grad d."""
-    if case.flow not in GAN_FORM_FLOWS:
+    if case.flow not in GAN_FORM_FLOWS and case.custom_flow is None:   # a Flow from Python: its own h'>0
         raise InputError(f"fpsolver gan: flow {case.flow!r} has no GAN generator loss "
                          f"(one of {', '.join(GAN_FORM_FLOWS)})")
     flow = case.local_flow()
