@@ -180,3 +180,41 @@ def test_cli_solve_gan_compare_on_the_example(tmp_path, capsys):
     rows = rows["rows"] if isinstance(rows, dict) else rows
     assert all(r["w1"] <= 5e-3 for r in rows)
     assert fig.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("flow,keys", [("js", {}), ("non-saturating", {}), ("minimax", {"shift": 5.0}),
+                                       ("kl", {}), ("arcsinh", {})])
+def test_every_gan_form_flow_runs_in_the_loop(flow, keys):
+    """Each flow with a GAN generator loss moves the generator towards rho_d = N(0, 1) from N(2, 0.5^2):
+    the exact JS(rho_G, rho_d) decreases at every iteration (the flow's dissipation, seen through
+    explicit steps inside the stability limit: beta' <= 1 for all five, so with 8 knots (s = 3/4)
+    eps_c = 2 s^2 / (beta' pi^2) >= 0.11 > eps = 0.05; at 16 knots and eps = 0.1 non-saturating,
+    with beta'(1) = 1/2, is past its eps_c = 0.057 and diverges)."""
+    res = run_gan(_case(flow, **keys), epsilon=0.05, knots=8, n=1000)
+    js = np.array(res.meta["js"])
+    assert res.meta["diverged"] is None and np.all(np.diff(js) < 0), js
+    assert res.meta["flow_name"] == ("minimax(shift=5)" if keys else flow)
+
+
+class _BlowsUp(MonotoneGenerator):
+    """The monotone map whose second fit overflows (a stand-in for an optimiser that blew up)."""
+
+    fits = 0
+
+    def fit_mse(self, z, targets, steps, rng):
+        self.fits += 1
+        res = super().fit_mse(z, targets, steps, rng)
+        if self.fits == 2:
+            self.theta = self.theta * np.inf
+        return res
+
+
+def test_non_finite_generator_is_a_recorded_divergence(tmp_path):
+    g = _BlowsUp(8)
+    g.theta[:2] = 2.0, 0.5
+    with np.errstate(all="raise"):      # detection, not a warning or a NaN in the file
+        res = run_gan(_case(save=(0.1, 0.2, 0.3)), epsilon=0.1, n=200, initial_generator=g)
+    assert res.meta["diverged"] == {"iteration": 2, "time": 0.2, "reason": "non-finite generator parameters"}
+    assert res.t.tolist() == [0.0, 0.1] and np.all(np.isfinite(res.positions))
+    res.save(tmp_path / "g.npz")
+    assert Result.load(tmp_path / "g.npz").meta["diverged"]["iteration"] == 2

@@ -148,7 +148,8 @@ class _Run:
         start = time.perf_counter()
         for k in range(1, total + 1):
             t0 = time.perf_counter()
-            reason = self.step()
+            with np.errstate(all="ignore"):     # a diverging generator is detected below, by value
+                reason = self.step()
             if reason is None:
                 js_now = self._js()
                 self.records["js"].append(js_now)
