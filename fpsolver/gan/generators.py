@@ -24,7 +24,7 @@ from scipy.optimize import lsq_linear
 from scipy.special import expit
 
 from ..particles.kernels import reflect_numpy
-from .base import Discriminator
+from .base import Discriminator, logit_and_grad
 
 LATENT_RANGE = 3.0
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
@@ -125,7 +125,7 @@ class MonotoneGenerator:
         lr, m = self._step(A), A.shape[0]
         for _ in range(int(steps)):
             x = (A @ self.theta)[:, None]
-            d, grad = _logit_and_grad(disc, x)
+            d, grad = logit_and_grad(disc, x)
             gx = -expit(d) * grad[:, 0]          # d/dx log(1 - sigmoid(d)) = -sigmoid(d) grad d
             self._set(self._project(self.theta - lr * loss_weight * (A.T @ gx) / m))
         x = (A @ self.theta)[:, None]
@@ -186,17 +186,10 @@ class ParticleGenerator:
         idx = np.asarray(z, dtype=float)[:, 0].astype(np.int64)
         for _ in range(int(steps)):
             x = self.x[idx]
-            d, grad = _logit_and_grad(disc, x)
+            d, grad = logit_and_grad(disc, x)
             move = 0.5 * loss_weight * expit(d)[:, None] * grad
             self.x[idx] = reflect_numpy(x + move, self.lower, self.upper)
         return float(loss_weight * np.mean(-np.logaddexp(0.0, disc.logit(self.x[idx]))))
 
     def is_finite(self) -> bool:
         return bool(np.all(np.isfinite(self.x)))
-
-
-def _logit_and_grad(disc, x):
-    """(d, grad d) at x, in one evaluation where the discriminator offers it."""
-    if hasattr(disc, "logit_and_grad"):
-        return disc.logit_and_grad(x)
-    return disc.logit(x), disc.grad_logit(x)

@@ -26,9 +26,9 @@ from .. import __version__
 from ..errors import InputError
 from ..flows import GAN_FORM_FLOWS, PRESETS
 from ..result import Result
+from .base import logit_and_grad
 from .options import PATIENCE, GanOptions
 from .registry import DISCRIMINATORS, GENERATORS, BuildContext
-from .generators import _logit_and_grad
 from .target import GanTarget, cell_quantiles
 
 _JS = PRESETS["js"]
@@ -119,7 +119,7 @@ class _Run:
         loss = self.disc.fit(data, x, self.rng, generator=g)
         self.records["disc_loss"].append(float(loss))
         if o.generator_loss == "mse":
-            d, grad = _logit_and_grad(self.disc, x)
+            d, grad = logit_and_grad(self.disc, x)
             y = x + o.epsilon * self._hprime(d)[:, None] * grad
             if not np.all(np.isfinite(y)):
                 self.records["fit_residual"].append(None)
