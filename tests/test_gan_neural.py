@@ -205,8 +205,9 @@ def _gan_case(dim: int, save=(0.2,)):
 def test_cli_gan_mlp_moves_the_law_along_the_pde(tmp_path, capsys):
     # mlp D x mlp G in 2D at the default [gan.mlp] sizes, eps = 0.02, T = 2 (100 outer iterations),
     # through the command line. The js PDE (same cells) carries rho_0 a sliced-W1 distance S to
-    # rho(T); the GAN's law must end within S / 3 of rho(T), i.e. move at least two thirds of the
-    # way (as in the gan_mlp study's check at T = 4), and get closer to rho_d than it started.
+    # rho(T); the GAN's law must end within S / 2 of rho(T), i.e. move at least half of the way
+    # (the gan_mlp study's bound for every single seed; over seeds 0-4 this run gives 0.15 - 0.31 S),
+    # and get closer to rho_d than it started.
     from fpsolver.cli import main
     from fpsolver.fv import solve_case
     from fpsolver.metrics import sliced_w1_2d
@@ -223,7 +224,7 @@ def test_cli_gan_mlp_moves_the_law_along_the_pde(tmp_path, capsys):
     g = case.grid
     s = sliced_w1_2d(res.positions[0], g, pde.rho[-1], n_dirs=32)
     err = sliced_w1_2d(res.positions[-1], g, pde.rho[-1], n_dirs=32)
-    assert err <= s / 3, (err, s)
+    assert err <= s / 2, (err, s)
     to_target = [sliced_w1_2d(p, g, pde.rho_d, n_dirs=32) for p in res.positions]
     assert to_target[1] < to_target[0]
 
@@ -330,8 +331,9 @@ def test_mlp_table_errors_name_the_key():
     from fpsolver.errors import CaseError
     for table, key in (({"widht": 3}, "gan.mlp.widht"), ({"width": 0}, "gan.mlp.width"),
                        ({"lr_gen": "fast"}, "gan.mlp.lr_gen"), ({"dtype": "float16"}, "gan.mlp.dtype"),
-                       ({"disc_steps": 2.5}, "gan.mlp.disc_steps")):
+                       ({"disc_steps": 2.5}, "gan.mlp.disc_steps"), ({"warmup_steps": -1}, "gan.mlp.warmup_steps")):
         with pytest.raises(CaseError) as err:
             neural.mlp_options(table)
         assert str(err.value).startswith(key) and "\n" not in str(err.value)
     assert neural.mlp_options({"lr-disc": 1e-3})["lr_disc"] == 1e-3
+    assert neural.mlp_options({"warmup_steps": 0})["warmup_steps"] == 0   # no warm-up is allowed

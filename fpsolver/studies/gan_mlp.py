@@ -39,11 +39,12 @@ N_DIRS = 32
 TRACK_FACTOR = 1.0 / 3.0
 SEED_FACTOR = 0.5
 INITIAL = ([0.0, -1.0], 0.8)
+BOX = ([-4.0, -4.0], [4.0, 4.0])
 
 
 def _case(cells: int) -> Case:
     return Case.from_dict({
-        "domain": {"lower": [-4.0, -4.0], "upper": [4.0, 4.0], "cells": [cells, cells]},
+        "domain": {"lower": BOX[0], "upper": BOX[1], "cells": [cells, cells]},
         "target": {"kind": "gaussian_mixture", "components": [
             {"weight": 0.5, "mean": [-1.5, 0.0], "std": [0.5, 0.5]},
             {"weight": 0.5, "mean": [1.5, 0.5], "cov": [[0.3, 0.1], [0.1, 0.4]]}]},
@@ -104,7 +105,8 @@ def study_gan_mlp(quick: bool, out_dir: str) -> dict:
         "gan_mlp", "MLP GAN (mlp D x mlp G) in 2D vs the js PDE", checks, figure,
         ["t", "SW1(rho_0, rho(t))", "SW1(GAN, rho(t)) mean", "sd over seeds", "max over seeds"], rows,
         f"eps = 0.02 (200 outer iterations), {seeds} seeds vmapped; per iteration 512 fresh target and "
-        f"generator samples, 10 Adam steps of D (minibatch 256, lr 2e-3), 10 of G (lr 3e-3); "
+        f"generator samples, 10 Adam steps of D (minibatch 256, lr 2e-3; 200 before the first "
+        f"iteration), 10 of G (lr 3e-3); "
         f"MLPs 2 x 32 tanh (the defaults of [gan.mlp]); PDE grid {grid.shape[0]}^2, backward Euler dt = 0.02; "
         f"SW1 over {N_DIRS} directions, N = {N_EVAL} samples", started)
 
