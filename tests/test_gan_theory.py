@@ -14,12 +14,13 @@ from fpsolver.studies.gan_loop import _case, eps_critical, growth
 from fpsolver.studies.gan_losses import _losses_case
 
 
-@pytest.mark.parametrize("flow,epss", [("kl", [0.2, 0.1, 0.05, 0.025]), ("js", [0.4, 0.2, 0.1, 0.05])])
+@pytest.mark.parametrize("flow,epss", [("js", [0.4, 0.2, 0.1, 0.05])])
 def test_order_one_in_eps(flow, epss):
     """D* and an exact fit make Algorithm 1 the explicit Euler step: W1(law G_k, rho(k eps)) ~ eps
-    (slope 1 +- 0.1, the order of Euler's method) at T = 0.8. kl (Ornstein-Uhlenbeck, Gaussians stay
-    in the class) is pre-asymptotic at eps = 0.4 (e^-eps vs 1 - eps), so its range starts at 0.2; js
-    leaves a projection and O(1/N) quadrature floor (~1e-3 at N = 4000) that bends eps = 0.025."""
+    (slope 1 +- 0.1, the order of Euler's method) at T = 0.8. js leaves a projection and O(1/N)
+    quadrature floor (~1e-3 at N = 4000) that bends eps = 0.025, so the range stops at 0.05. (kl, which
+    stays in the class, is checked by the gan_order study; at T = 0.8 it is pre-asymptotic at 0.4:
+    e^-eps against 1 - eps, slope 1.036 over 0.2 ... 0.025.)"""
     pde = solve_case(_case(flow, (0.8,), 0.0025, 600))
     w1 = [compare(pde, run_gan(_case(flow, (0.8,), 0.025, 600), epsilon=e, knots=16, n=4000))[-1]["w1"]
           for e in epss]
