@@ -14,6 +14,7 @@ import numpy as np
 from . import neural as nn
 from .neural import _dtype, _load_jax, adam_init, disc_train, gen_apply, gen_fit_mse, js_targets, mlp_init
 
+
 def mixture_sample(key, log_w, means, chols, n: int):
     """n samples of sum_k w_k N(mean_k, L_k L_k^T) (not truncated: the box must hold the mass)."""
     kc, kz = nn.jax.random.split(key)
@@ -28,9 +29,9 @@ def gan_run(key, gparams, dparams, target, z_eval, eps, saves: int, every: int, 
     one compiled scan (vmap it over keys for seeds). Per iteration: n fresh target samples and
     G(z), z ~ N(0, I) fresh; ``disc_train`` (d_steps, minibatches of ``batch``); ``js_targets``;
     ``gen_fit_mse`` (g_steps). ``target`` = (log_w, means, chols); ``dparams`` = (layers, centre,
-    scale) as in the MLP discriminator; ``warmup`` extra D steps before the first iteration, on
-    its samples (as the MLP discriminator's first fit). Returns G(z_eval) at iterations 0, every, ..., saves * every,
-    shape (saves + 1, len(z_eval), dim), and the final logistic loss at each save."""
+    scale) as in the MLP discriminator; ``warmup`` extra D steps before the first iteration (as
+    the MLP discriminator's first fit). Returns G(z_eval) at iterations 0, every, ...,
+    saves * every, shape (saves + 1, len(z_eval), dim), and the final logistic loss at each save."""
     log_w, means, chols = (nn.jnp.asarray(a) for a in target)   # traced: index them with traced draws
 
     def one_iteration(carry, _):
@@ -64,9 +65,9 @@ def gan_run_seeds(seeds: Sequence[int], loc, scale, target_weights, target_means
     """:func:`gan_run` for several seeds at once (jax.vmap over the seeds' keys), G_0(z) = loc +
     scale z; D's inputs standardised by the target's mean and per-coordinate standard deviation
     (``fpsolver gan`` estimates them from its first target batch); seed s fixes D's and G's initial
-    weights and every draw; ``options`` as the [gan.mlp]
-    table (defaults: :data:`fpsolver.gan.neural.DEFAULTS`). Returns numpy arrays
-    (seeds, saves + 1, len(z_eval), dim) of samples and (seeds, saves) of D losses."""
+    weights and every draw; ``options`` as the [gan.mlp] table (defaults:
+    :data:`fpsolver.gan.neural.DEFAULTS`). Returns numpy arrays (seeds, saves + 1, len(z_eval), dim)
+    of samples and (seeds, saves) of D losses."""
     _load_jax()
     o = nn.mlp_options(options)
     dt, width, depth = _dtype(o["dtype"]), o["width"], o["depth"]
@@ -76,8 +77,7 @@ def gan_run_seeds(seeds: Sequence[int], loc, scale, target_weights, target_means
     centre = w @ means
     std = np.sqrt(w @ (means - centre) ** 2 + w @ np.diagonal(covs, axis1=1, axis2=2))
     centre, std = centre.astype(dt), std.astype(dt)
-    target = (np.log(np.asarray(target_weights, float) / np.sum(target_weights)).astype(dt),
-              np.asarray(target_means, dt), np.linalg.cholesky(target_covs).astype(dt))
+    target = (np.log(w).astype(dt), means.astype(dt), np.linalg.cholesky(covs).astype(dt))
 
     def init(seed):
         rng = np.random.default_rng([int(seed), 12])
@@ -88,7 +88,8 @@ def gan_run_seeds(seeds: Sequence[int], loc, scale, target_weights, target_means
 
     def one(gparams, dparams, key):
         return gan_run(key, gparams, dparams, target, np.asarray(z_eval, dt), eps, saves, every, n,
-                       o["disc_steps"], fit_steps, o["minibatch"], o["lr_disc"], o["lr_gen"], o["warmup_steps"])
+                       o["disc_steps"], fit_steps, o["minibatch"], o["lr_disc"], o["lr_gen"],
+                       o["warmup_steps"])
     # stack the seeds' initial weights and keys along a leading axis, run them as one vmapped program
     stacked = nn.jax.tree_util.tree_map(lambda *a: np.stack(a), *[init(s) for s in seeds])
     snaps, losses = nn.jax.jit(nn.jax.vmap(one))(*stacked)
