@@ -46,8 +46,8 @@ def _label(kind, shift) -> str:
 def study_gan_losses(quick: bool, out_dir: str) -> dict:
     """JS(rho_t, rho_d) per loss: the saturating ones stall, the others converge."""
     started = time.perf_counter()
-    save = [1.0, 2.0, 5.0, 10.0, 20.0] + ([] if quick else [50.0, 100.0, 200.0])
-    cells = 160 if quick else 320
+    save = [1.0, 2.0, 5.0, 10.0, 20.0] + ([] if quick else [50.0, 100.0])
+    cells = 160 if quick else 240
     js = PRESETS["js"]
     curves = {}
     for kind, shift in LOSSES:
