@@ -93,6 +93,16 @@ class Case:
         (or the user's own flow)."""
         return self.custom if self.custom is not None else get_flow(self.flow, shift=self.flow_shift)
 
+    def with_flow(self, flow) -> "Case":
+        """A copy solved with the :class:`~fpsolver.flows.Flow` ``flow`` (e.g. from
+        :func:`fpsolver.monoflow.flow_from_hprime` or :func:`fpsolver.flows.custom_flow`) by every
+        solver; results record ``python:<flow.name>``. The same as ``Case(self, flow=flow)``."""
+        if not isinstance(flow, Flow):
+            raise CaseError("flow", f"with_flow needs a Flow, got {type(flow).__name__}")
+        if self.flow in KERNEL_FLOWS:
+            raise CaseError("flow", f"the {self.flow} case has a nonlocal flow; with_flow sets a local one")
+        return self.with_overrides(flow=flow)
+
     @property
     def save_steps(self) -> tuple[int, ...]:
         return tuple(int(round(t / self.dt)) for t in self.save_times)

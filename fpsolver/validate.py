@@ -48,6 +48,11 @@ STUDIES = [
     ("dual_orders", "dual_modes", "study_dual_orders"),
     ("dual_particles", "dual_particles", "study_dual_particles"),
     ("adaptive", "adaptive", "study_adaptive"),
+    ("gan_order", "gan_loop", "study_gan_order"),
+    ("gan_persistence", "gan_loop", "study_gan_persistence"),
+    ("gan_stability", "gan_loop", "study_gan_stability"),
+    ("gan_losses", "gan_losses", "study_gan_losses"),
+    ("gan_kernel_floor", "gan_losses", "study_gan_kernel_floor"),
 ]
 STUDY_NAMES = [s[0] for s in STUDIES]
 

@@ -159,3 +159,58 @@ def test_cli_solve_minimax_with_shift(tmp_path):
     assert main(["solve", str(path), "--out", str(tmp_path / "r.npz")]) == 0
     res = Result.load(tmp_path / "r.npz")
     assert res.meta["case"]["flow"]["shift"] == 5.0 and res.meta["mass_error"] <= 1e-12
+
+
+def _cauchy_flow():
+    """A flow given by h' alone: h'(t) = 1 / (1 + t^2), beta'(u) = 1 / (1 + log^2 u)."""
+    from fpsolver.monoflow import flow_from_hprime
+    return flow_from_hprime(lambda t: 1.0 / (1.0 + np.square(t)),
+                            log_hprime=lambda t: -np.log1p(np.square(np.asarray(t, float))), name="cauchy")
+
+
+def test_hprime_flow_energy_to_round_off():
+    """f'' = beta'/u by the second tabulated quadrature, against QUADPACK at 1e-13 (u = 1e-6 ... 1e8)."""
+    fl = _cauchy_flow()
+    for u in [1e-6, 1e-2, 0.5, 0.999, 1.001, 3.0, 1e4, 1e8]:
+        assert fl.energy_density(np.array([u]))[0] == pytest.approx(_f_by_quadrature(fl, u), rel=1e-13)
+
+
+def test_hprime_flow_in_every_solver(tmp_path):
+    """Case.with_flow hands a Flow built from h' to the grid solver, FiPy, the particles and the GAN loop:
+    the preset arcsinh and the same h' through with_flow agree to round-off (1e-12); FiPy and fv
+    agree at O(h^2) (order 2 +- 0.3); particles and the GAN loop land on the PDE (W1 within twice the
+    Monte-Carlo floor + the KDE bias ~0.01; GAN with eps = 0.05 within 5e-3, its Euler error, gan_order)."""
+    from fpsolver.compare import compare
+    from fpsolver.gan import run_gan
+    from fpsolver.monoflow import flow_from_hprime
+    h = flow_from_hprime(lambda t: 1.0 / np.sqrt(1.0 + np.square(t)),
+                         log_hprime=lambda t: -0.5 * np.log1p(np.square(np.asarray(t, float))), name="arcsinh")
+    a, b = solve_case(_case("arcsinh")), solve_case(_case("js").with_flow(h))
+    # the preset evaluates beta near u = 1 by its own Gauss-Legendre rule: the same to round-off
+    assert np.max(np.abs(a.rho - b.rho)) <= 1e-12
+    fl = _cauchy_flow()
+    gaps = []
+    for cells in (40, 80):
+        case = _case("js", cells=cells).with_flow(fl)
+        gaps.append(float(np.sum(np.abs(solve_case(case).rho[-1] - solve_case_fipy(case).rho[-1])) * case.grid.cell_volume))
+    assert abs(np.log2(gaps[0] / gaps[1]) - 2.0) <= 0.3, gaps
+    case = _case("js").with_flow(fl)
+    pde = solve_case(case.with_overrides(dt=0.01))
+    assert pde.meta["flow"] == "python:cauchy" and case.with_overrides(dt=0.01).custom is fl
+    part = solve_particles(case, n=4000, seed=1)
+    floor = mc_floor_w1(case.grid, pde.rho[-1], 4000)
+    assert w1_samples_density_1d(part.positions[-1].reshape(-1), case.grid, pde.rho[-1]) <= 2 * floor + 0.01
+    gan = run_gan(case, epsilon=0.05, n=4000)
+    assert gan.meta["flow_name"] == "cauchy" and compare(pde, gan)[-1]["w1"] <= 5e-3
+
+
+def test_arcsinh_reaches_equilibrium_without_rejected_steps():
+    """At equilibrium every cell has u ~ 1, a panel edge of the tabulated beta; the preset's smooth rule
+    there lets Newton reach its mass residual: to t = 100 (JS ~ 1e-30) no step is rejected."""
+    from fpsolver.studies.gan_losses import _losses_case
+    res = solve_case(_losses_case("arcsinh", None, [50.0, 100.0], 120))
+    assert res.meta["rejected_steps"] == 0 and res.meta["mass_error"] <= 1e-12
+    fl = get_flow("arcsinh")
+    w = np.array([-0.4, -1e-9, 0.0, 1e-12, 0.3])
+    s, lb = fl.beta_log(w)
+    np.testing.assert_allclose(fl.w_of_beta(s, lb), w, rtol=0, atol=1e-15)

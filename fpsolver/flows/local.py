@@ -187,6 +187,9 @@ class Flow:
     d2beta: Optional[Callable[[Array], Array]] = None
     description: str = field(default="", compare=False)
 
+    def __deepcopy__(self, memo) -> "Flow":
+        return self             # immutable: a copied case keeps the very flow it was given
+
     @property
     def dbeta_at_one(self) -> float:
         """beta'(1): the linearised diffusion coefficient near equilibrium (MATH.md section 6)."""
@@ -372,10 +375,47 @@ def arcsinh_flow() -> Flow:
     beta and f by quadrature in log u (:func:`fpsolver.monoflow.flow_from_hprime`), built once."""
     if "arcsinh" not in _SECTION7:
         from ..monoflow import flow_from_hprime   # monoflow builds on this module: import when first asked
-        _SECTION7["arcsinh"] = flow_from_hprime(lambda t: np.exp(_arcsinh_log_hprime(t)),
-                                                log_hprime=_arcsinh_log_hprime, name="arcsinh",
-                                                description="arcsinh loss: beta'(u) = 1 / sqrt(1 + log^2 u)")
+        tab = flow_from_hprime(lambda t: np.exp(_arcsinh_log_hprime(t)), log_hprime=_arcsinh_log_hprime,
+                               name="arcsinh", description="arcsinh loss: beta'(u) = 1 / sqrt(1 + log^2 u)")
+        _SECTION7["arcsinh"] = _smooth_near_one(tab)
     return _SECTION7["arcsinh"]
+
+
+def _smooth_near_one(tab: Flow) -> Flow:
+    """The tabulated flow with beta(e^w) = beta(1) + int_0^w p(r) dr by 8-point Gauss-Legendre where
+    |w| <= NEAR_ONE: u = 1 is a panel edge of the table, where the two sides round differently (a
+    1e-16 beta(1) step), and at equilibrium every cell straddles it; the rule here is smooth through
+    w = 0 (so Newton reaches its 1e-15 mass residual), and the inverse refines the table's by Newton."""
+    _, lb1 = (float(v[0]) for v in tab.beta_log(np.zeros(1)))
+    b1 = np.exp(lb1)
+
+    def near(w):
+        r = 0.5 * w[..., None] * (_GL_NODES + 1.0)
+        return np.log(b1 + 0.5 * w * np.sum(_GL_WEIGHTS * np.exp(tab.log_p(r)), axis=-1))
+
+    def beta_log(w):
+        w = np.asarray(w, dtype=float)
+        sign, lb = tab.beta_log(w)
+        inside = np.abs(w) <= NEAR_ONE
+        if np.any(inside):
+            lb = np.where(inside, near(np.where(inside, w, 0.0)), lb)
+        return sign, lb
+
+    def w_of_beta(sign, lb):
+        w = tab.w_of_beta(sign, lb)
+        lb = np.asarray(lb, dtype=float)
+        for _ in range(3):       # Newton on log beta near u = 1: d log beta / dw = p / beta
+            inside = np.abs(w) <= NEAR_ONE
+            if not np.any(inside):
+                break
+            wi = np.where(inside, w, 0.0)
+            step = (near(wi) - lb) * np.exp(near(wi) - tab.log_p(wi))
+            w = np.where(inside, w - step, w)
+        return w
+
+    return Flow(tab.name, tab.beta, tab.dbeta, beta_log=beta_log, log_p=tab.log_p, w_of_beta=w_of_beta,
+                energy_log=tab.energy_log, beta_positive=tab.beta_positive, w_limit=tab.w_limit,
+                description=tab.description)
 
 
 MONOFLOW_LOSSES = ("minimax", "arcsinh")

@@ -67,3 +67,10 @@ def logistic_loss(d_data: np.ndarray, d_fake: np.ndarray) -> float:
     """Mean logistic loss -mean log D(data) - mean log(1 - D(fake)), D = sigmoid(d), in log space:
     -log sigmoid(d) = softplus(-d), -log(1 - sigmoid(d)) = softplus(d)."""
     return float(np.mean(np.logaddexp(0.0, -d_data)) + np.mean(np.logaddexp(0.0, d_fake)))
+
+
+def logit_and_grad(disc: Discriminator, x: np.ndarray):
+    """(d(x), grad d(x)) in one evaluation where the discriminator offers ``logit_and_grad``."""
+    if hasattr(disc, "logit_and_grad"):
+        return disc.logit_and_grad(x)
+    return disc.logit(x), disc.grad_logit(x)

@@ -29,7 +29,8 @@ def summary_gan(res: Result, out: str) -> str:
     """One screen: players, step, iterations, divergence (one line), JS and losses, wall time."""
     m = res.meta
     gen = m["generator"] + (f" (J = {m['knots']})" if m.get("knots") else "")
-    fit = "exact fit" if m["fit_steps"] is None else f"K = {m['fit_steps']} steps"
+    fit = f"K = {m['fit_steps']} steps" if m["fit_steps"] is not None else \
+        ("the tier's default steps" if m["generator"] == "mlp" else "exact fit")
     lines = [f"wrote {out}",
              f"  flow {m['flow_name']}, D {m['discriminator']}, G {gen}, loss {m['generator_loss']} ({fit})",
              f"  eps {m['epsilon']:g}, {m['iterations']} of {m['iterations_planned']} iterations, "

@@ -24,7 +24,7 @@ from scipy.optimize import lsq_linear
 from scipy.special import expit
 
 from ..particles.kernels import reflect_numpy
-from .base import Discriminator
+from .base import Discriminator, logit_and_grad
 
 LATENT_RANGE = 3.0
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
@@ -65,11 +65,6 @@ class MonotoneGenerator:
         t = np.tanh((np.asarray(z, dtype=float).reshape(-1)[:, None] - self.kappa) / self.s)
         return self.theta[1] + (1.0 - t * t) @ self.theta[2:]
 
-    def _curvature(self, z: np.ndarray) -> np.ndarray:
-        """G''(z) = -(2/s) sum_j c_j sech^2 tanh."""
-        t = np.tanh((np.asarray(z, dtype=float).reshape(-1)[:, None] - self.kappa) / self.s)
-        return (-2.0 / self.s) * ((1.0 - t * t) * t) @ self.theta[2:]
-
     def inverse(self, x: np.ndarray) -> np.ndarray:
         """z with G(z) = x (x (n, 1)), clipped to [-10, 10]: table interpolation, then Newton."""
         last = getattr(self, "_last", None)
@@ -79,22 +74,34 @@ class MonotoneGenerator:
         if getattr(self, "_table_features", None) is None:
             self._table_features = self.features(_TABLE)
         z = np.interp(x, self._table_features @ self.theta, _TABLE)
+        a, c0, c = self.theta[0], self.theta[1], self.theta[2:]
         for _ in range(3):
-            g = self.slope(z)
-            step = np.where(g > 0, (self.features(z) @ self.theta - x) / np.where(g > 0, g, 1.0), 0.0)
+            t = np.tanh((z[:, None] - self.kappa) / self.s)      # one tanh for G and G'
+            g = c0 + (1.0 - t * t) @ c
+            step = np.where(g > 0, (a + c0 * z + self.s * (t @ c) - x) / np.where(g > 0, g, 1.0), 0.0)
             z = np.clip(z - step, _TABLE[0], _TABLE[-1])
         return z
 
     def log_density_latent(self, z: np.ndarray):
-        """(log rho_G, (log rho_G)') at G(z)."""
+        """(log rho_G, (log rho_G)') at G(z): log phi(z) - log G'(z) and (-z - G''/G') / G'."""
         z = np.asarray(z, dtype=float).reshape(-1)
-        g = self.slope(z)
+        t = np.tanh((z[:, None] - self.kappa) / self.s)
+        sech2 = 1.0 - t * t
+        g = self.theta[1] + sech2 @ self.theta[2:]
+        curvature = (-2.0 / self.s) * (sech2 * t) @ self.theta[2:]
         with np.errstate(divide="ignore", invalid="ignore"):
-            return -0.5 * z * z - _LOG_SQRT_2PI - np.log(g), (-z - self._curvature(z) / g) / g
+            return -0.5 * z * z - _LOG_SQRT_2PI - np.log(g), (-z - curvature / g) / g
 
     def log_density(self, x: np.ndarray):
-        """(log rho_G(x), grad log rho_G(x)) at points x (n, 1): shapes (n,), (n, 1)."""
-        lr, glr = self.log_density_latent(self.inverse(x))
+        """(log rho_G(x), grad log rho_G(x)) at points x (n, 1): shapes (n,), (n, 1); beyond
+        G([-10, 10]) (outside the support when the map is bounded) rho_G = 0: log -inf, gradient 0."""
+        z = self.inverse(x)
+        lr, glr = self.log_density_latent(z)
+        xs = np.asarray(x, dtype=float).reshape(-1)
+        if getattr(self, "_table_features", None) is not None:
+            ends = self._table_features[[0, -1]] @ self.theta
+            outside = (xs < ends[0]) | (xs > ends[1])
+            lr, glr = np.where(outside, -np.inf, lr), np.where(outside, 0.0, glr)
         return lr, glr[:, None]
 
     # ---- fitting
@@ -104,7 +111,8 @@ class MonotoneGenerator:
         if steps is None:
             # |A theta - y|^2 = |R theta - Q^T y|^2 + const (A = QR): BVLS on J + 2 rows, same minimiser
             Q, R = self._qr
-            self._set(lsq_linear(R, Q.T @ y, bounds=(self.lower_bounds, np.inf), method="bvls").x)
+            theta = lsq_linear(R, Q.T @ y, bounds=(self.lower_bounds, np.inf), method="bvls").x
+            self._set(self._project(theta))      # BVLS may return -1e-18 for a bound at 0
         else:
             lr, m = self._step(A), len(y)
             for _ in range(int(steps)):
@@ -117,7 +125,7 @@ class MonotoneGenerator:
         lr, m = self._step(A), A.shape[0]
         for _ in range(int(steps)):
             x = (A @ self.theta)[:, None]
-            d, grad = _logit_and_grad(disc, x)
+            d, grad = logit_and_grad(disc, x)
             gx = -expit(d) * grad[:, 0]          # d/dx log(1 - sigmoid(d)) = -sigmoid(d) grad d
             self._set(self._project(self.theta - lr * loss_weight * (A.T @ gx) / m))
         x = (A @ self.theta)[:, None]
@@ -178,17 +186,10 @@ class ParticleGenerator:
         idx = np.asarray(z, dtype=float)[:, 0].astype(np.int64)
         for _ in range(int(steps)):
             x = self.x[idx]
-            d, grad = _logit_and_grad(disc, x)
+            d, grad = logit_and_grad(disc, x)
             move = 0.5 * loss_weight * expit(d)[:, None] * grad
             self.x[idx] = reflect_numpy(x + move, self.lower, self.upper)
         return float(loss_weight * np.mean(-np.logaddexp(0.0, disc.logit(self.x[idx]))))
 
     def is_finite(self) -> bool:
         return bool(np.all(np.isfinite(self.x)))
-
-
-def _logit_and_grad(disc, x):
-    """(d, grad d) at x, in one evaluation where the discriminator offers it."""
-    if hasattr(disc, "logit_and_grad"):
-        return disc.logit_and_grad(x)
-    return disc.logit(x), disc.grad_logit(x)

@@ -26,9 +26,9 @@ from .. import __version__
 from ..errors import InputError
 from ..flows import GAN_FORM_FLOWS, PRESETS
 from ..result import Result
+from .base import logit_and_grad
 from .options import PATIENCE, GanOptions
 from .registry import DISCRIMINATORS, GENERATORS, BuildContext
-from .generators import _logit_and_grad
 from .target import GanTarget, cell_quantiles
 
 _JS = PRESETS["js"]
@@ -37,17 +37,18 @@ _RISE_TOL = 1e-12      # a rise smaller than this (round-off of a converged JS) 
 
 
 def run_gan(case, options: Optional[GanOptions] = None, *, progress: Optional[Callable] = None,
-            **overrides) -> Result:
+            initial_generator=None, **overrides) -> Result:
     """Run Algorithm 1 on ``case`` (module docstring) and return a particle Result.
 
     ``options`` (default: the case's ``[gan]`` table) with keyword ``overrides`` on top, e.g.
-    ``run_gan(case, epsilon=0.05, knots=16, discriminator="kernel")``.
+    ``run_gan(case, epsilon=0.05, knots=16, discriminator="kernel")``. ``initial_generator``
+    (optional) is G_0 itself, used instead of the one built from rho_0 (e.g. a perturbed equilibrium).
     """
     from .options import from_table, merged
     base = options if options is not None else from_table(case.raw.get("gan"))
     opts = merged(base, **overrides).resolved(case)
     flow, weight = _flow_and_loss_weight(case, opts)
-    run = _Run(case, opts, flow, weight)
+    run = _Run(case, opts, flow, weight, initial_generator)
     return run.execute(progress)
 
 
@@ -71,7 +72,7 @@ def _flow_and_loss_weight(case, opts: GanOptions):
 class _Run:
     """One run: players, latents, per-iteration records, save times."""
 
-    def __init__(self, case, opts: GanOptions, flow, loss_weight):
+    def __init__(self, case, opts: GanOptions, flow, loss_weight, initial_generator=None):
         self.case, self.opts, self.flow, self.loss_weight = case, opts, flow, loss_weight
         self.rng = np.random.default_rng(opts.seed)
         self.out_rng = np.random.default_rng([opts.seed, 1])     # output draws: training unaffected
@@ -84,7 +85,7 @@ class _Run:
                            seed=opts.seed, latent=opts.latent, knots=opts.knots, init_samples=init,
                            options={"kernel": dict(opts.kernel), "mlp": dict(opts.mlp)},
                            case=case, target=self.target, rng=self.rng)
-        self.generator = GENERATORS[opts.generator](ctx)
+        self.generator = GENERATORS[opts.generator](ctx) if initial_generator is None else initial_generator
         self.disc = DISCRIMINATORS[opts.discriminator](ctx)
         self.records = {"disc_loss": [], "fit_residual": [], "js": [], "js_estimate": [],
                         "min_slope": [], "iteration_wall": []}
@@ -118,7 +119,7 @@ class _Run:
         loss = self.disc.fit(data, x, self.rng, generator=g)
         self.records["disc_loss"].append(float(loss))
         if o.generator_loss == "mse":
-            d, grad = _logit_and_grad(self.disc, x)
+            d, grad = logit_and_grad(self.disc, x)
             y = x + o.epsilon * self._hprime(d)[:, None] * grad
             if not np.all(np.isfinite(y)):
                 self.records["fit_residual"].append(None)
@@ -147,7 +148,8 @@ class _Run:
         start = time.perf_counter()
         for k in range(1, total + 1):
             t0 = time.perf_counter()
-            reason = self.step()
+            with np.errstate(all="ignore"):     # a diverging generator is detected below, by value
+                reason = self.step()
             if reason is None:
                 js_now = self._js()
                 self.records["js"].append(js_now)
@@ -179,9 +181,11 @@ class _Run:
         if not hasattr(g, "log_density"):
             return None
         pts = self.case.grid.points()
+        if not hasattr(self, "_log_rho_d_cells"):
+            self._log_rho_d_cells = self.target.log_pdf(pts)
         with np.errstate(all="ignore"):
             log_g = g.log_density(pts)[0]
-            val = _JS.energy_from_logs(log_g, self.target.log_pdf(pts), self.case.grid.cell_volume)
+            val = _JS.energy_from_logs(log_g, self._log_rho_d_cells, self.case.grid.cell_volume)
         return float(val) if np.isfinite(val) else None
 
     @staticmethod

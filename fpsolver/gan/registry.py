@@ -55,6 +55,18 @@ def _needs_extra(what: str) -> Callable[[BuildContext], Any]:
     return build
 
 
+def _mlp(what: str) -> Callable[[BuildContext], Any]:
+    """The JAX tier's builder (fpsolver.gan.neural), JAX imported only now; without it, one line."""
+    def build_mlp(ctx: BuildContext):
+        from . import neural
+        try:
+            neural._load_jax()
+        except InputError:
+            return _needs_extra(what)(ctx)
+        return getattr(neural, f"build_{what}")(ctx)
+    return build_mlp
+
+
 def _exact(ctx: BuildContext):
     from ..particles.interacting import default_bandwidth, default_kde_grid
     from .discriminators import ExactDiscriminator
@@ -93,10 +105,10 @@ def _particles(ctx: BuildContext):
 DISCRIMINATORS: dict[str, Callable[[BuildContext], Any]] = {
     "exact": _exact,
     "kernel": _kernel,
-    "mlp": _needs_extra("discriminator"),
+    "mlp": _mlp("discriminator"),
 }
 GENERATORS: dict[str, Callable[[BuildContext], Any]] = {
     "particles": _particles,
     "monotone": _monotone,
-    "mlp": _needs_extra("generator"),
+    "mlp": _mlp("generator"),
 }
