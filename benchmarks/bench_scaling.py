@@ -5,7 +5,7 @@ default Newton tolerance (round-off), on 64^2 ... 1024^2 cells. Both linear solv
 Newton system run side by side in this one process:
 
   old: linear="krylov"     BiCGStab preconditioned by the unit diagonal (Jacobi)
-  new: linear="multigrid"  BiCGStab preconditioned by one geometric V-cycle (fpsolver.fv.multigrid)
+  new: linear="multigrid"  CG preconditioned by one geometric V-cycle (fpsolver.fv.multigrid)
 
 Each step's wall time is read from the run's own record (RunState.step_wall_times, also
 meta["step_wall_times"] of a Result), so it is the whole step: Newton, the linear solves, the

@@ -35,6 +35,10 @@ def as_case(case: CaseLike, **overrides) -> Case:
     unknown = sorted(set(given) - set(_CASE_OVERRIDES))
     if unknown:
         raise InputError(f"unknown option {unknown[0]!r} (case overrides: {', '.join(_CASE_OVERRIDES)})")
+    for key in ("cells", "save_times"):
+        if key in given and (isinstance(given[key], (str, bytes)) or not hasattr(given[key], "__len__")):
+            raise InputError(f"{key}: give a list (e.g. {key}=[{'200' if key == 'cells' else '0.5, 2.0'}]), "
+                             f"got {given[key]!r}")
     if "cells" in given and len(given["cells"]) != c.grid.dim:
         raise InputError(f"cells: give {c.grid.dim} value(s) for this {c.grid.dim}D case")
     return c.with_overrides(**given) if given else c
@@ -105,9 +109,11 @@ def gan(case: CaseLike, *, progress: bool = False, **options) -> Result:
     over = {k: options.pop(k) for k in list(options) if k in _CASE_OVERRIDES}
     c = as_case(case, **over)
     from .gan import run_gan
-    bar = _bar("gan", max(1, int(round(c.save_times[-1] / (options.get("epsilon") or c.dt)))), progress)
+    from .gan.options import from_table, merged
+    opts = merged(from_table(c.raw.get("gan")), **options).resolved(c)     # checked before anything runs
+    bar = _bar("gan", max(1, int(round(c.save_times[-1] / opts.epsilon))), progress)
     try:
-        return run_gan(c, progress=bar, **options)
+        return run_gan(c, opts, progress=bar)
     finally:
         if bar is not None:
             bar.close()

@@ -168,7 +168,7 @@ class Case:
         dt, save_times, scheme = _parse_time(data["time"], schemes)
         data["time"]["scheme"] = scheme
         data["time"]["save_times"] = list(save_times)
-        rtol = _parse_rtol(data["time"], flow)
+        rtol = _parse_rtol(data["time"], flow, disc is not None)
         case = cls(grid, target, initial, flow, dt, save_times, scheme, data, source, disc, custom, rtol)
         case.discretised()  # positivity and finiteness of both densities on the grid
         return case
@@ -466,7 +466,7 @@ def _parse_time(spec, schemes=SCHEMES):
     return dt, tuple(float(t) for t in times), scheme
 
 
-def _parse_rtol(spec, flow: str):
+def _parse_rtol(spec, flow: str, dual: bool = False):
     """time.rtol: the local error tolerance of adaptive steps (fpsolver.fv.adaptive), or None."""
     if "rtol" not in spec:
         return None
@@ -475,6 +475,9 @@ def _parse_rtol(spec, flow: str):
         raise CaseError("time.rtol", f"must be < 1 (a relative tolerance; got {spec['rtol']!r})")
     if flow in KERNEL_FLOWS:
         raise CaseError("time.rtol", f"adaptive steps are not available for the kernel flow {flow!r}")
+    if dual:
+        raise CaseError("time.rtol", "adaptive steps are not available for dual flows ([discriminator]); "
+                        "their steps follow the CFL and stiffness limits")
     return rtol
 
 

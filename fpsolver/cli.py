@@ -58,8 +58,6 @@ def cmd_solve(args) -> int:
     bar = _progress(f"solve ({args.backend})", case.save_steps[-1], args.quiet)
     if args.backend == "fipy":
         from .fipy_backend import solve_case_fipy
-        if case.rtol is not None:
-            raise InputError("--rtol / time.rtol: adaptive steps are available for the fv backend only")
         if args.checkpoint or args.resume:
             raise InputError("--checkpoint/--resume are available for the fv backend only")
         res = solve_case_fipy(case, progress=bar)

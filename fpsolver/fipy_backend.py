@@ -225,6 +225,8 @@ def solve_case_fipy(case, *, scheme: Optional[str] = None, progress: Optional[Ca
     """
     if getattr(case, "discriminator", None) is not None:
         raise InputError("fipy backend: no dual flow ([discriminator]); use the fv backend")
+    if getattr(case, "rtol", None) is not None:
+        raise InputError("--rtol / time.rtol: adaptive steps are available for the fv backend only")
     scheme = scheme or case.scheme
     if scheme not in ("backward-euler", "bdf2"):
         raise InputError(f"fipy backend: unknown scheme {scheme!r} (backward-euler or bdf2)")

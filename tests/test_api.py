@@ -212,3 +212,22 @@ def test_docstring_examples(module, monkeypatch):
     monkeypatch.chdir(ROOT)                 # the examples name files under examples/
     res = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert res.attempted > 0 and res.failed == 0
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: fpsolver.solve(os.path.join(EXAMPLES, "kl_gaussian.toml"), cells=200), "cells: give a list"),
+    (lambda: fpsolver.solve(os.path.join(EXAMPLES, "kl_gaussian.toml"), save_times=0.5), "save_times: give a list"),
+    (lambda: fpsolver.solve(os.path.join(EXAMPLES, "kl_gaussian.toml"), linear="multigird"), "linear: unknown solver"),
+    (lambda: fpsolver.solve(os.path.join(EXAMPLES, "kl_gaussian.toml"), linear="multigrid"), "is for 2D grids"),
+    (lambda: fpsolver.solve(os.path.join(EXAMPLES, "kl_gaussian.toml"), rtol=1e-3, backend="fipy"),
+     "adaptive steps are available for the fv backend only"),
+    (lambda: fpsolver.solve(os.path.join(EXAMPLES, "dual_js_1d.toml"), rtol=1e-3),
+     "time.rtol: adaptive steps are not available for dual flows"),
+    (lambda: fpsolver.gan(os.path.join(EXAMPLES, "gan_js_1d.toml"), fit_step=3), "gan.fit_step: unknown option"),
+    (lambda: fpsolver.gan(os.path.join(EXAMPLES, "gan_js_1d.toml"), knots="16"), "gan.knots: must be an integer"),
+    (lambda: fpsolver.gan(os.path.join(EXAMPLES, "gan_js_1d.toml"), epsilon=float("nan")), "gan.epsilon: must be a number"),
+])
+def test_bad_python_options_are_one_line_errors(call, message):
+    with pytest.raises(fpsolver.FpsolverError) as err:
+        call()
+    assert message in str(err.value) and "\n" not in str(err.value)

@@ -258,7 +258,9 @@ def _value(v) -> str:
 @pytest.mark.parametrize("dim,disc,gen,loss", [
     (2, "mlp", "particles", "mse"), (2, "exact", "mlp", "mse"), (2, "kernel", "mlp", "mse"),
     (1, "mlp", "monotone", "mse"), (1, "mlp", "mlp", "mse"), (2, "mlp", "mlp", "minimax"),
-    (2, "exact", "mlp", "minimax")])
+    (2, "exact", "mlp", "minimax"),
+    # the rest of the 1D matrix (exact/kernel x monotone/particles are in test_gan.py)
+    (1, "mlp", "particles", "mse"), (1, "exact", "mlp", "mse"), (1, "kernel", "mlp", "mse")])
 def test_every_combination_with_an_mlp_moves_towards_the_target(dim, disc, gen, loss):
     # 20 outer iterations of eps = 0.05 (T = 1): no divergence, finite samples, and the law moves
     # towards rho_d: the js velocity points from rho_0 = N((0, -1), 0.8^2 I) towards the target

@@ -80,9 +80,9 @@ def test_multigrid_iterations_do_not_grow_with_the_grid():
     assert jacobi[-1] >= 2.5 * jacobi[0], jacobi
 
 
-def test_unrepresentable_scaling_falls_back_and_the_answers_agree():
-    """Where D spans more than e^1300 the symmetric form is refused (None) and the Newton solve
-    keeps the Jacobi path; elsewhere multigrid and Jacobi answers agree to the Newton tolerance."""
+def test_unrepresentable_scaling_is_refused_and_the_answers_agree():
+    """Where D spans more than e^1300 the symmetric form is refused (None); elsewhere multigrid and
+    Jacobi answers agree to the Newton tolerance."""
     op, _, _ = _newton_system((16, 16))
     n = op.shape[0] * op.shape[1]
     lp = np.zeros(op.shape)
@@ -96,6 +96,19 @@ def test_unrepresentable_scaling_falls_back_and_the_answers_agree():
     b = crandall_liggett(op, "js", w0, case.dt, case.save_steps, linear="krylov")
     # both stop at the round-off floor of the mass residual: 1e-14 of the unit mass
     assert np.sum(np.abs(a.saved_rho[-1] - b.saved_rho[-1])) * op.volume <= 1e-14
+
+
+def test_a_refused_scaling_takes_the_jacobi_path(monkeypatch):
+    """The Newton solve with linear="multigrid" falls back to the Jacobi BiCGStab wherever the
+    symmetric scaling is refused: with every scaling refused it is the krylov solve, bit for bit."""
+    import fpsolver.fv.newton as newton
+    op, _, _ = _newton_system((24, 24))
+    w0 = np.zeros(op.shape)
+    b = np.exp(op.log_rho_d) * 1.2
+    wk, _ = backward_euler_step(op, get_flow("js"), w0, b, 0.05, linear="krylov")
+    monkeypatch.setattr(newton, "scaling", lambda *a: None)
+    wm, _ = backward_euler_step(op, get_flow("js"), w0, b, 0.05, linear="multigrid")
+    np.testing.assert_array_equal(wm, wk)
 
 
 def test_the_2d_default_is_multigrid_and_krylov_stays_available():

@@ -448,3 +448,25 @@ def test_a_gan_sweep_checks_its_options_up_front_and_runs(tmp_path):
     assert [r["status"] for r in rows] == ["ok", "ok"]
     res = Result.load(os.path.join(tmp_path, "out", "results", rows[1]["key"] + ".npz"))
     assert res.positions.shape == (2, 500, 1) and res.meta["backend"] == "gan"
+
+
+def test_a_local_cluster_leaves_this_process_environment_as_it_was(tmp_path, monkeypatch):
+    # the nannies write the pinned thread counts into the parent's os.environ before spawning;
+    # left there, numba in this process would refuse its changed NUMBA_NUM_THREADS later
+    from fpsolver.sweep.engine import PINNED_ENV, map_tasks
+    for key in PINNED_ENV:
+        monkeypatch.delenv(key, raising=False)
+    before = dict(os.environ)
+    assert sorted(map_tasks(abs, [-1, -2], "local", 1, name="env")) == [(0, 1), (1, 2)]
+    assert {k: os.environ.get(k) for k in PINNED_ENV} == {k: before.get(k) for k in PINNED_ENV}
+
+
+def test_the_key_changes_when_a_referenced_file_changes(tmp_path):
+    from fpsolver.sweep.spec import run_key
+    path = tmp_path / "pts.npy"
+    np.save(path, np.zeros((10, 1)))
+    raw = {"target": {"kind": "samples", "path": str(path)}, "initial": {"kind": "uniform"}}
+    before = run_key(raw, "solve", None, {})
+    assert run_key(raw, "solve", None, {}) == before
+    np.save(path, np.ones((10, 1)))           # same path, new points: a new run, not a --resume hit
+    assert run_key(raw, "solve", None, {}) != before

@@ -66,7 +66,8 @@ def dual_step(rho: np.ndarray, f: np.ndarray, rho_d: np.ndarray, grid: Grid, flo
 
 
 def _advance(rho, f, rho_d, grid, flow, spec, remaining, dt_max, fraction, conv, log_rho_d, dt_fixed):
-    """One step of at most ``remaining``, cut until the transport step is positive."""
+    """One step of at most ``remaining``, cut until the transport step is positive:
+    (rho, f, dt, the number of tries rejected by the cut)."""
     if dt_fixed is not None:
         dt = min(dt_fixed, remaining)
     else:
@@ -75,10 +76,10 @@ def _advance(rho, f, rho_d, grid, flow, spec, remaining, dt_max, fraction, conv,
         dt = min(fraction * limit, fraction / rate_now if rate_now > 0 else np.inf, dt_max, remaining)
         if remaining <= dt * (1.0 + 1e-9):     # no sliver step before a save time
             dt = remaining
-    for _ in range(_MAX_CUTS):
+    for cuts in range(_MAX_CUTS):
         rho_new, f_new, rate = dual_step(rho, f, rho_d, grid, flow, spec, dt, conv=conv, log_rho_d=log_rho_d)
         if dt * rate <= 1.0 + 1e-12:       # the positivity limit of the upwind step itself
-            return rho_new, f_new, dt
+            return rho_new, f_new, dt, cuts
         if dt_fixed is not None:
             raise SolverError(f"fixed dt = {dt:.3g} breaks the positivity limit 1/{rate:.3g} of the transport step")
         dt = fraction / rate
@@ -89,12 +90,13 @@ def dual_run(rho0: np.ndarray, f0: np.ndarray, rho_d: np.ndarray, grid: Grid, fl
              spec: DiscriminatorSpec, save_times: Sequence[float], *, dt_max: float = np.inf,
              fraction: float = DEFAULT_FRACTION, dt_fixed: Optional[float] = None,
              log_rho_d: Optional[np.ndarray] = None, observe: Optional[Callable] = None,
-             progress: Optional[Callable] = None):
+             progress: Optional[Callable] = None, stats: Optional[dict] = None):
     """Integrate the dual flow from (rho0, f0) and return (rho and f at each save time, dts, wall s).
 
     ``observe(t, rho, f)`` is called at t = 0 and after every step, ``progress(t)`` after every
     step. ``dt_fixed`` takes equal steps (landing on the save times) and raises SolverError if
-    one breaks the positivity limit (for convergence studies in dt).
+    one breaks the positivity limit (for convergence studies in dt). ``stats["rejected_steps"]``
+    (if given) counts the tries the positivity cut rejected.
     """
     rho = np.ascontiguousarray(rho0, dtype=float).copy()
     f = np.ascontiguousarray(f0, dtype=float).copy()
@@ -105,8 +107,10 @@ def dual_run(rho0: np.ndarray, f0: np.ndarray, rho_d: np.ndarray, grid: Grid, fl
     for t_save in save_times:
         while t < t_save:
             remaining = t_save - t
-            rho, f, dt = _advance(rho, f, rho_d, grid, flow, spec, remaining, dt_max, fraction, conv,
-                                  log_rho_d, dt_fixed)
+            rho, f, dt, cuts = _advance(rho, f, rho_d, grid, flow, spec, remaining, dt_max, fraction, conv,
+                                        log_rho_d, dt_fixed)
+            if stats is not None:
+                stats["rejected_steps"] = stats.get("rejected_steps", 0) + cuts
             t = t_save if dt >= remaining * (1.0 - 1e-12) else t + dt
             dts.append(dt)
             if observe is not None:
@@ -154,8 +158,10 @@ def solve_case_dual(case, *, progress: Optional[Callable] = None, spec: Optional
     f0 = dual.initial_logit(spec.initial, log_rho0, log_rho_d)
     rec = _Recorder(flow, rho_d, log_rho_d, grid.cell_volume)
     tick = None if progress is None else (lambda t: progress(int(round(t / case.dt)), f"t={t:.4g}"))
+    stats = {"rejected_steps": 0}
     rhos, fs, dts, wall = dual_run(rho0, f0, rho_d, grid, flow, spec, case.save_times, dt_max=case.dt,
-                                   log_rho_d=log_rho_d, observe=rec, progress=tick, dt_fixed=dt_fixed)
+                                   log_rho_d=log_rho_d, observe=rec, progress=tick, dt_fixed=dt_fixed,
+                                   stats=stats)
     saved_rho, saved_f = [rho0] + rhos, [f0] + fs
     m = np.array(rec.mass)
     meta = {
@@ -167,7 +173,7 @@ def solve_case_dual(case, *, progress: Optional[Callable] = None, spec: Optional
         "wall_mass": [wall_mass(r, grid) for r in saved_rho],
         "mass_error": float(np.max(np.abs(m - m[0])) / m[0]),
         "min_rho": float(min(np.min(r) for r in saved_rho)), "max_abs_f": float(max(np.max(np.abs(x)) for x in saved_f)),
-        "wall_time": wall, "rejected_steps": 0,
+        "wall_time": wall, "rejected_steps": stats["rejected_steps"],
     }
     return Result(t=np.array((0.0,) + tuple(case.save_times)), meta=meta, axes=grid.centres,
                   rho=np.stack(saved_rho), rho_d=rho_d, f=np.stack(saved_f))

@@ -37,6 +37,8 @@ has a fixed order: bitwise reproducible.
 from __future__ import annotations
 
 import numba
+import threading
+
 import numpy as np
 
 from .operators import _dot
@@ -107,17 +109,21 @@ def _dense(lv: _Level) -> np.ndarray:
     return a
 
 
-_CACHE: dict = {}
+_LOCAL = threading.local()     # work arrays are overwritten by every solve: one set per thread
 
 
 def hierarchy_for(shape) -> Hierarchy:
-    """The hierarchy for a grid shape, built once per process and reused by every step of a run."""
+    """The hierarchy for a grid shape, built once per thread and reused by every step of a run
+    (two solves in two threads, e.g. a multi-threaded Dask worker, never share work arrays)."""
+    cache = getattr(_LOCAL, "cache", None)
+    if cache is None:
+        cache = _LOCAL.cache = {}
     key = tuple(shape)
-    if key not in _CACHE:
-        if len(_CACHE) >= 4:
-            _CACHE.clear()
-        _CACHE[key] = Hierarchy(key)
-    return _CACHE[key]
+    if key not in cache:
+        if len(cache) >= 4:
+            cache.clear()
+        cache[key] = Hierarchy(key)
+    return cache[key]
 
 
 def scaling(op, log_p, lj, lc, h):

@@ -12,10 +12,10 @@ and max(1, |s|). The matrix is I - C with unit diagonal, similar to the Jacobi-s
 s-form Jacobian, and y = O(1) in both far regimes: where a cell e^1700 too empty is filled
 within the step (dw ~ e^1700, but the change of u or rho is finite) and where a cell
 e^1700 too full is drained (the change of rho is finite, that of u is not). It is solved directly
-(tridiagonal) in 1D; in 2D by BiCGStab (matrix-free, Numba) preconditioned by a geometric
+(tridiagonal) in 1D; in 2D by CG on the symmetric form, preconditioned by a geometric
 multigrid V-cycle (:mod:`fpsolver.fv.multigrid`: iterations nearly independent of the grid), or
-with the unit diagonal as (Jacobi) preconditioner (``linear="krylov"``, iterations growing like
-the grid width), or, as the plain reference, by scipy's ``spsolve`` on the assembled matrix with
+by matrix-free BiCGStab (Numba) with the unit diagonal as (Jacobi) preconditioner
+(``linear="krylov"``, iterations growing like the grid width), or, as the plain reference, by scipy's ``spsolve`` on the assembled matrix with
 numpy residuals. A backtracking line search
 on ||R / S||_2 (S frozen at the current iterate, so the Newton direction is a descent
 direction) damps far tails. The update of w is taken in s = beta(u) for decreases and in the
@@ -35,6 +35,7 @@ from typing import Union
 
 import numpy as np
 
+from ..errors import InputError
 from ..flows import Flow
 from .multigrid import mg_cg, scaling
 from .operators import (FVOperator, bicgstab_kernel, coupling, fast_factors, residual_kernel, residual_numpy,
@@ -128,6 +129,9 @@ class _System:
         return r, mres, scale, float(np.sqrt(np.sum(r * r)))
 
 
+LINEAR_SOLVERS = ("auto", "thomas", "multigrid", "krylov", "spsolve")
+
+
 def _solve(cs, r, linear, eta, stats, sym=None):
     """y with (I - C) y = -r (``sym``: the symmetric form of :func:`fpsolver.fv.multigrid.scaling`)."""
     z = np.zeros_like(r)
@@ -187,11 +191,15 @@ def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, b, h: float,
     ``b`` is the right-hand side in mass density: a plain array, or an :class:`Rhs`
     (mantissa and log scale) where it is not representable. ``w0`` is the starting guess
     (usually the previous step). ``linear`` is "auto" (tridiagonal in 1D, multigrid-preconditioned
-    BiCGStab in 2D), "multigrid", "krylov" (the Jacobi-preconditioned BiCGStab, the earlier 2D default: its answers
+    CG in 2D), "multigrid" (2D), "krylov" (the Jacobi-preconditioned BiCGStab, the earlier 2D default: its answers
     agree with the multigrid ones to the Newton tolerance, not bitwise),
     "thomas" or "spsolve" (the plain reference, which also evaluates residuals with numpy instead of
     Numba). Raises :class:`NewtonFailure`.
     """
+    if linear not in LINEAR_SOLVERS:
+        raise InputError(f"linear: unknown solver {linear!r} (one of {', '.join(LINEAR_SOLVERS)})")
+    if linear in ("multigrid", "krylov") and w0.shape[1] == 1:
+        raise InputError(f"linear={linear!r} is for 2D grids; 1D takes the tridiagonal solve (\"thomas\")")
     plain = linear == "spsolve"
     if linear == "auto":
         linear = "thomas" if w0.shape[1] == 1 else "multigrid"

@@ -131,5 +131,11 @@ def _typed(key, value):
 
 
 def merged(table_options: GanOptions, **cli) -> GanOptions:
-    """The case file's options with the command line's (those not None) on top."""
-    return replace(table_options, **{k: v for k, v in cli.items() if v is not None})
+    """The case file's options with the command line's or the caller's (those not None) on top,
+    each checked like a ``[gan]`` key (one-line CaseError for an unknown name or a wrong type)."""
+    known = {f.name for f in fields(GanOptions)}
+    given = {k: v for k, v in cli.items() if v is not None}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise CaseError(f"gan.{unknown[0]}", f"unknown option (allowed: {', '.join(sorted(known))})")
+    return replace(table_options, **{k: _typed(k, v) for k, v in given.items()})

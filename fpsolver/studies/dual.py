@@ -141,11 +141,12 @@ def study_dual_kappa(quick: bool, out_dir: str) -> dict:
     tails = {k: sweep_ii[k][1][-1, 1] for k in sweep_ii}
     f0_max = float(np.max(dual.initial_logit("optimal", case_ii.discretised()[1].log_cells,
                                              case_ii.discretised()[0].log_cells)))
+    if f0_max < 50.0:   # the setup, not a result: the case must be the offset start of MATH.md section 10
+        raise ValueError(f"dual_kappa (ii): f(0) reaches only {f0_max:.1f} at the wall; the case is not the offset start")
     checks = [
         C.check("(i) slope of L1(kappa) vs kappa, kappa = 100 ... 1e4", slope_i, -1.0, 0.15),
         C.check("(ii) slope for kappa = 10 ... 1e3 on the offset start: above -0.85 (not uniform)",
                 slope_ii, -0.85, rule="ge"),
-        C.check("(ii) f(0) = log(rho_d / rho_0) at the wall (the offset start)", f0_max, 50.0, rule="ge"),
         C.check("(ii) far-tail mass at T, kappa = 1e3 over kappa = inf (stale grad f streams mass there)",
                 tails[1000.0] / tails[np.inf], 100.0, rule="ge"),
         C.check("(iii) initial layer (f(0) = 0): slope of its width vs kappa", C.fit_slope(layer_k, widths), -1.0, 0.15),

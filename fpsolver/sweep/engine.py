@@ -91,9 +91,20 @@ def _client(scheduler: str, workers: Optional[int], ntasks: int):
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     # set before the worker processes start: thread counts are read when numpy/numba load;
     # the workers' sampling profiler (a stack walk every 10 ms) would take CPU from the runs
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
-                          "distributed.worker.profile.enabled": False}):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.CRITICAL)
-    with cluster, Client(cluster) as client:
-        yield client
+    # Dask's nannies write these variables into this process's own environment before each
+    # spawn (and a restarted worker's spawn writes them again); put the caller's values back
+    # afterwards, or numba here would later refuse its changed NUMBA_NUM_THREADS
+    saved = {k: os.environ.get(k) for k in (*environ, "PYTHONHASHSEED")}
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
+                              "distributed.worker.profile.enabled": False}):
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.CRITICAL)
+        with cluster, Client(cluster) as client:
+            yield client
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

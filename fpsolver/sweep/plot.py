@@ -79,9 +79,8 @@ def _curves(plan: dict, param: str, errors: dict) -> list[dict]:
 
 
 def plot_sweep(out_dir: str, path: str | None = None, metric: str = "l1") -> tuple[str, list[dict]]:
-    """Draw the convergence figure (PNG and PDF); return its path and the fitted curves."""
-    import matplotlib
-    matplotlib.use("Agg")
+    """Draw the convergence figure (PNG and PDF); return its path and the fitted curves. The
+    backend is the caller's (the command line chooses Agg; a notebook keeps its own)."""
     import matplotlib.pyplot as plt
 
     from ..plots import save_figure

@@ -36,7 +36,7 @@ def _solve(case, seed, options) -> Result:
 
 def _particles(case, seed, options) -> Result:
     from ..particles import solve_particles
-    return solve_particles(case, seed=seed, **options)
+    return solve_particles(case, seed=0 if seed is None else seed, **options)
 
 
 def _positive_int(v) -> bool:
@@ -55,7 +55,7 @@ def _gan_options(case, options):
 
 def _gan(case, seed, options) -> Result:
     from ..gan import run_gan
-    return run_gan(case, _gan_options(case, dict(options, seed=seed)))
+    return run_gan(case, _gan_options(case, dict(options) if seed is None else dict(options, seed=seed)))
 
 
 _GAN_CHOICES = {"discriminator": ("exact", "kernel", "mlp"), "generator": ("particles", "monotone", "mlp"),

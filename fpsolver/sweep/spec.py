@@ -74,8 +74,17 @@ class Sweep:
 
 
 def run_key(raw: dict, command: str, seed: Optional[int], options: dict) -> str:
-    """sha256 (first 16 hex digits) of the canonical JSON of everything that fixes a run's output."""
-    blob = {"case": raw, "command": command, "seed": seed, "options": options, "version": __version__}
+    """sha256 (first 16 hex digits) of the canonical JSON of everything that fixes a run's output:
+    the resolved case, the contents of the .npy files it reads (an edited file is a new run), the
+    command, seed, options and fpsolver version."""
+    files = {}
+    for key in ("target", "initial"):
+        path = raw.get(key, {}).get("path") if isinstance(raw.get(key), dict) else None
+        if isinstance(path, str) and os.path.isfile(path):
+            with open(path, "rb") as fh:
+                files[key] = hashlib.sha256(fh.read()).hexdigest()
+    blob = {"case": raw, "files": files, "command": command, "seed": seed, "options": options,
+            "version": __version__}
     text = json.dumps(blob, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -172,8 +181,8 @@ def _vary(spec: dict) -> dict:
 
 
 def _seeds(spec: dict, command: str) -> Optional[list]:
-    if "seeds" not in spec:
-        return [0] if COMMANDS[command].random else None
+    if "seeds" not in spec:    # the command's own seed (particles: 0; gan: the case's [gan] seed)
+        return [None] if COMMANDS[command].random else None
     if not COMMANDS[command].random:
         raise CaseError("sweep.seeds", f"the {command} command is deterministic; seeds apply to "
                         f"{', '.join(c for c, r in COMMANDS.items() if r.random)}")
