@@ -35,19 +35,13 @@ from fpsolver.gan import neural  # noqa: E402
 from fpsolver.gan.loop import run_gan  # noqa: E402
 from fpsolver.gan.options import from_table, merged  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_particles import timings  # noqa: E402  (the same median-of-repeats timer, this folder)
+
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "gan_mlp_2d.toml")
 LIMIT_S = 60.0
 
 
-def timings(fn, repeats: int):
-    """(median, min) wall time of ``fn`` over ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)), float(np.min(times))
 
 
 # ------------------------------------------------------------------ numpy reference

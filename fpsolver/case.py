@@ -138,17 +138,7 @@ class Case:
     def from_toml(cls, path, *, allow_imports: bool = False) -> "Case":
         """Read and validate a case file; ``allow_imports`` lets ``[flow] kind = "module:name"`` import."""
         path = os.fspath(path)
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise CaseError("", f"{path}: no such case file") from None
-        except IsADirectoryError:
-            raise CaseError("", f"{path}: is a folder, not a case file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise CaseError("", f"{path}: not valid TOML ({exc})") from None
-        except UnicodeDecodeError:
-            raise CaseError("", f"{path}: not a UTF-8 text file") from None
+        data = read_toml(path)
         return cls.from_dict(data, base_dir=os.path.dirname(os.path.abspath(path)), source=path,
                              allow_imports=allow_imports)
 
@@ -172,6 +162,21 @@ class Case:
         case = cls(grid, target, initial, flow, dt, save_times, scheme, data, source, disc, custom, rtol)
         case.discretised()  # positivity and finiteness of both densities on the grid
         return case
+
+
+def read_toml(path: str, what: str = "case file", folder_hint: str = "") -> dict:
+    """The TOML file at ``path`` as a dict; one CaseError line for a missing, unreadable or invalid file."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise CaseError("", f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise CaseError("", f"{path}: is a folder, not a {what}{folder_hint}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CaseError("", f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise CaseError("", f"{path}: not a UTF-8 text file") from None
 
 
 def _build(spec, tables: dict, allow_imports: bool = False) -> Case:

@@ -28,12 +28,11 @@ import json
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from typing import Optional
 
 from .. import __version__
-from ..case import Case
+from ..case import Case, read_toml
 from ..errors import CaseError, FpsolverError, InputError
 from .runs import COMMANDS, check_options
 
@@ -135,17 +134,7 @@ def load_sweep(path) -> Sweep:
 
 
 def _read(path: str) -> dict:
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise CaseError("", f"{path}: no such sweep file") from None
-    except IsADirectoryError:
-        raise CaseError("", f"{path}: is a folder, not a sweep file (for --plot give the sweep's --out folder)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CaseError("", f"{path}: not valid TOML ({exc})") from None
-    except UnicodeDecodeError:
-        raise CaseError("", f"{path}: not a UTF-8 text file") from None
+    data = read_toml(path, "sweep file", " (for --plot give the sweep's --out folder)")
     if set(data) != {"sweep"} or not isinstance(data["sweep"], dict):
         raise CaseError("sweep", f"{path}: a sweep file holds one [sweep] table (and [sweep.vary]), "
                         f"got {', '.join(sorted(data)) or 'nothing'}")
