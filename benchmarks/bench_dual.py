@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -34,18 +32,16 @@ from fpsolver.dynamics.grid import DEFAULT_FRACTION, dual_step, kernel_convoluti
 from fpsolver.flows import get_flow  # noqa: E402
 from fpsolver.fv import solve_case  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_particles import timings  # noqa: E402  (the same median-of-repeats timer, this folder)
+
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 TARGETS = {"1D": 2.0, "2D": 30.0}
 
 
 def _median(fn, repeats):
-    fn()                                   # warm-up: numba compilation, caches
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    """Median wall time over ``repeats`` calls after a warm-up (bench_particles' timer)."""
+    return timings(fn, repeats)[0]
 
 
 def _plain_divergence(rho, vel, spacing):

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
+import sys
 
 import numpy as np
 
 from fpsolver.flows.kernel import GaussianKernel, MMDFlow
 from fpsolver.fv.transport import cfl_step, face_velocities, transport_rhs_numpy, transport_step
 from fpsolver.grid import Grid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_particles import timings  # noqa: E402  (the same median-of-repeats timer, this folder)
 
 TARGET = 0.020   # seconds per step, 2D 256^2
 
@@ -57,12 +59,8 @@ def plain_step(rho, rho_d, kmats, grid, dt, order):
 
 
 def _median_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    """Median wall time over ``repeats`` calls after a warm-up (bench_particles' timer)."""
+    return timings(fn, repeats)[0]
 
 
 def main(argv=None) -> int:
