@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import matplotlib.pyplot as plt
 import matplotlib.ticker
@@ -171,3 +171,21 @@ def save(fig, out_dir: str, name: str) -> str:
         fig.tight_layout()
     save_figure(fig, os.path.join(out_dir, name + ".png"), pdf=True)
     return name + ".png"
+
+
+def floor_checks(ns1: Sequence[int], by_dim, rate_tol: float, extra: Optional[Callable] = None):
+    """Checks and table rows of a particles-vs-grid study with no density estimate: the slope of
+    the mean W1 against N in 1D (theory -1/2 +- ``rate_tol``) and W1 at most the i.i.d. Monte-Carlo
+    floor at every N. ``by_dim``: ((dim, [{n, w1, w1_sd, floor, ...}]), ...); ``extra(r)``: more
+    row cells. Rows: dim, N, W1, its sd, floor, W1 / floor (+ extra)."""
+    one = dict(by_dim)[1]
+    checks = [check("slope of mean W1 vs N, 1D (theory -1/2)", fit_slope(ns1, [r["w1"] for r in one]),
+                    -0.5, rate_tol)]
+    rows = []
+    for dim, res in by_dim:
+        for r in res:
+            ratio = r["w1"] / r["floor"]
+            checks.append(check(f"W1 / i.i.d. floor, {dim}D, N = {r['n']:,}", ratio, 1.0, rule="le"))
+            rows.append([f"{dim}D", f"{r['n']:,}", fmt(r["w1"]), fmt(r["w1_sd"]), fmt(r["floor"]), fmt(ratio),
+                         *(extra(r) if extra is not None else [])])
+    return checks, rows

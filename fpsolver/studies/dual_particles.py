@@ -99,15 +99,8 @@ def study_dual_particles(quick: bool, out_dir: str) -> dict:
     ns2 = (3_000,) if quick else (3_000, 10_000, 30_000)
     ref2, dt2 = (96, 0.02) if quick else (384, 0.01)   # upwind is O(dx): 96^2 is ~3e-3 off (sliced W1)
     two, _, _ = measure(2, 32, ref2, dt2, ns2, 1 if quick else 3, 10)
-    checks = [C.check("slope of mean W1 vs N, 1D (theory -1/2)", C.fit_slope(ns1, [r["w1"] for r in one]),
-                      -0.5, RATE_TOL)]
-    rows = []
-    for dim, res in ((1, one), (2, two)):
-        for r in res:
-            ratio = r["w1"] / r["floor"]
-            checks.append(C.check(f"W1 / i.i.d. floor, {dim}D, N = {r['n']:,}", ratio, 1.0, rule="le"))
-            rows.append([f"{dim}D", f"{r['n']:,}", C.fmt(r["w1"]), C.fmt(r["w1_sd"]), C.fmt(r["floor"]),
-                         C.fmt(ratio), C.fmt(r["gan"]), str(r["steps"])])
+    checks, rows = C.floor_checks(ns1, ((1, one), (2, two)), RATE_TOL,
+                                  extra=lambda r: [C.fmt(r["gan"]), str(r["steps"])])
     figure = _figure(one, ns1, ref1, run1, out_dir)
     return C.study_result(
         "dual_particles", "Dual flow, kernel metric: particles (exact sums) vs the grid solver", checks, figure,

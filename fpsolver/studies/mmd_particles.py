@@ -63,15 +63,7 @@ def study_mmd_particles(quick: bool, out_dir: str) -> dict:
     ns1 = (10_000, 30_000, 100_000) if quick else (10_000, 30_000, 100_000, 300_000, 1_000_000)
     one = measure(1, 1200, ns1, 8 if quick else 12, 20)
     two = measure(2, 96, (10_000,) if quick else (10_000, 100_000), 1, 20)
-    checks = [C.check("slope of mean W1 vs N, 1D (theory -1/2)", C.fit_slope(ns1, [r["w1"] for r in one]),
-                      -0.5, RATE_TOL)]
-    rows = []
-    for dim, res in ((1, one), (2, two)):
-        for r in res:
-            ratio = r["w1"] / r["floor"]
-            checks.append(C.check(f"W1 / i.i.d. floor, {dim}D, N = {r['n']:,}", ratio, 1.0, rule="le"))
-            rows.append([f"{dim}D", f"{r['n']:,}", C.fmt(r["w1"]), C.fmt(r["w1_sd"]), C.fmt(r["floor"]),
-                         C.fmt(ratio)])
+    checks, rows = C.floor_checks(ns1, ((1, one), (2, two)), RATE_TOL)
     fig, axes = C.new_figure(1, 1, width=3.4, height=2.8)
     ax = axes[0, 0]
     ax.loglog(ns1, [r["w1"] for r in one], "o-", label="particles, W1 (mean)")
