@@ -39,8 +39,23 @@ _LOGHALF = -_LOG2
 
 
 def softplus(x):
-    """log(1 + e^x), exact for every finite x (and x = +-inf)."""
-    return np.logaddexp(0.0, x)
+    """log(1 + e^x) = max(x, 0) + log1p(e^{-|x|}), exact for every finite x (and x = +-inf).
+
+    The formula of ``np.logaddexp(0, x)``, from numpy's vectorised exp and log1p instead of its
+    per-element library calls: 2-3x faster, within 1 ulp of it (the flows evaluate it a dozen
+    times per Newton iteration, and eight times per cell in the energy's quadrature)."""
+    x = np.asarray(x, dtype=float)
+    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def logaddexp(a, b):
+    """log(e^a + e^b) = max(a, b) + log1p(e^{-|a - b|}), as :func:`softplus` (``np.logaddexp``'s
+    formula from vectorised exp and log1p); -inf where both are -inf, +inf where either is +inf."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    top = np.maximum(a, b)
+    with np.errstate(invalid="ignore"):
+        d = np.abs(a - b)
+    return np.where(np.isinf(top), top, top + np.log1p(np.exp(-d)))
 
 
 def _log_softplus(x):
@@ -130,12 +145,26 @@ _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(8)
 NEAR_ONE = 0.5
 
 
+def _gl8_sum(terms):
+    """sum_k terms[k] over the 8 nodes (first axis), in the pairwise order of numpy's sum over a
+    contiguous axis of length 8, so that the node-first layout gives the same bits as the
+    node-last one it replaced (and adds whole arrays instead of reducing rows of eight)."""
+    t = terms
+    return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]))
+
+
+def _gl8_nodes(w):
+    """The Gauss-Legendre nodes of [0, w], node-first: r[k] = (w / 2) (x_k + 1)."""
+    return (0.5 * w)[None] * (_GL_NODES + 1.0).reshape((8,) + (1,) * w.ndim)
+
+
 def _f_near_one(log_p, w):
     """f(e^w) = int_0^w expm1(w - r) p(r) dr  (f(u) = int_1^u (u - z) beta'(z)/z dz, z = e^r),
     by 8-point Gauss-Legendre: to round-off for |w| <= NEAR_ONE, where the closed forms cancel."""
     w = np.asarray(w, dtype=float)
-    r = 0.5 * w[..., None] * (_GL_NODES + 1.0)
-    return 0.5 * w * np.sum(_GL_WEIGHTS * np.expm1(w[..., None] - r) * np.exp(log_p(r)), axis=-1)
+    r = _gl8_nodes(w)
+    wk = _GL_WEIGHTS.reshape((8,) + (1,) * w.ndim)
+    return 0.5 * w * _gl8_sum(wk * np.expm1(w[None] - r) * np.exp(log_p(r)))
 
 
 def _preset_energy(far, log_p):
@@ -146,9 +175,14 @@ def _preset_energy(far, log_p):
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             w = L - l
             near = np.abs(w) <= NEAR_ONE
-            out = far(L, l)
-            if np.any(near):
-                out = np.where(near, np.exp(l) * _f_near_one(log_p, np.where(near, w, 0.0)), out)
+            if not np.any(near):
+                out = far(L, l)
+            else:   # each form on its own cells only (both are elementwise)
+                out = np.empty(w.shape)
+                out[near] = np.exp(l[near]) * _f_near_one(log_p, w[near])
+                rest = ~near
+                if np.any(rest):
+                    out[rest] = far(L[rest], l[rest])
         return np.where((L == -np.inf) & (l == -np.inf), 0.0, out)
     return energy_log
 
@@ -315,7 +349,7 @@ PRESETS: dict[str, Flow] = {
         log_p=lambda w: 2.0 * np.asarray(w, dtype=float) - softplus(w),
         w_of_beta=_ns_w_of_beta,
         # 2 KL(M || rho_d), M = (rho + rho_d)/2: (rho_d + rho) (log((rho_d + rho) / rho_d) - log 2) - rho + rho_d
-        energy_log=_preset_energy(lambda L, l: (_xmul(np.exp(np.logaddexp(L, l)), softplus(L - l) - _LOG2)
+        energy_log=_preset_energy(lambda L, l: (_xmul(np.exp(logaddexp(L, l)), softplus(L - l) - _LOG2)
                                                 - np.exp(L) + np.exp(l)),
                                   lambda w: 2.0 * w - softplus(w)),
         description="non-saturating GAN loss: beta = u - log(1+u)",
@@ -390,8 +424,8 @@ def _smooth_near_one(tab: Flow) -> Flow:
     b1 = np.exp(lb1)
 
     def near(w):
-        r = 0.5 * w[..., None] * (_GL_NODES + 1.0)
-        return np.log(b1 + 0.5 * w * np.sum(_GL_WEIGHTS * np.exp(tab.log_p(r)), axis=-1))
+        r = _gl8_nodes(w)
+        return np.log(b1 + 0.5 * w * _gl8_sum(_GL_WEIGHTS.reshape((8,) + (1,) * w.ndim) * np.exp(tab.log_p(r))))
 
     def beta_log(w):
         w = np.asarray(w, dtype=float)

@@ -36,7 +36,7 @@ from typing import Union
 import numpy as np
 
 from ..errors import InputError
-from ..flows import Flow
+from ..flows import Flow, softplus
 from .multigrid import mg_cg, scaling
 from .operators import (FVOperator, bicgstab_kernel, coupling, fast_factors, residual_kernel, residual_numpy,
                         row_log_scale, tridiagonal_kernel)
@@ -180,7 +180,7 @@ def _update(flow: Flow, sb, lb, y, log_c, log_e, log_alpha, w):
         if flow.beta_positive:
             w_s = np.where(sign > 0, w_s, -np.inf)
         w_s = np.where(np.isnan(w_s), w, np.maximum(w_s, w - MAX_DW))
-        w_u = w + np.logaddexp(0.0, log_y + log_e)
+        w_u = w + softplus(log_y + log_e)
     return np.where(y > 0, np.maximum(w_s, w_u), np.where(y < 0, w_s, w))
 
 

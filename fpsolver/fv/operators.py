@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from ..flows.local import logaddexp
 from ..grid import Grid
 
 
@@ -117,7 +118,7 @@ class FVOperator:
 
 def row_log_scale(op: FVOperator, w, log_p, h):
     """log J_ii = log(V rho_i + h p_i sum_f T_f e^{l_f}) (module docstring)."""
-    return np.logaddexp(np.log(op.volume) + op.log_rho_d + w, np.log(h) + log_p + op.log_k)
+    return logaddexp(np.log(op.volume) + op.log_rho_d + w, np.log(h) + log_p + op.log_k)
 
 
 def residual_numpy(op: FVOperator, w, sb, lb, ls, b_mant, b_log, h):
