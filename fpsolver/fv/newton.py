@@ -184,6 +184,18 @@ def _update(flow: Flow, sb, lb, y, log_c, log_e, log_alpha, w):
     return np.where(y > 0, np.maximum(w_s, w_u), np.where(y < 0, w_s, w))
 
 
+def _quantisation_floor(op: FVOperator, w, log_p, h) -> float:
+    """eps/2 sum_j |w_j| sum_i |J_ij|: the mass residual that rounding w to double precision leaves.
+
+    Within half an ulp of w_j (eps |w_j| / 2) R moves by that times column j of the Jacobian, whose
+    absolute sum is V rho_j + 2 h p_j sum_f T_f e^{l_f} (module docstring of
+    :mod:`fpsolver.fv.operators`). Where the data are e^3000 narrower than the generator, |w| reaches
+    3000 and this floor lies far above the evaluation's eps/2 sum of the terms' magnitudes."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        col = op.volume * np.exp(op.log_rho_d + w) + 2.0 * h * np.exp(log_p + op.log_k)
+        return float(0.5 * EPS * np.sum(col * np.abs(w)))
+
+
 def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, b, h: float, *,
                         rtol: float = 1e-15, max_iter: int = 40, linear: str = "auto") -> tuple[np.ndarray, NewtonStats]:
     """Return w with rho_d e^w = (I + hA)^{-1} b (see module docstring).
@@ -243,7 +255,10 @@ def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, b, h: float,
                 break
             alpha *= 0.5
         else:
-            if mres <= 32 * floor:   # stagnation at round-off: accept the iterate we have
+            # stagnation at round-off: accept the iterate we have. Its floor is the evaluation's
+            # (floor) or that of w itself: one ulp of w changes rho_i by eps |w_i| relative, and
+            # where the data are e^3000 narrower than the generator |w| reaches 3000
+            if mres <= 32 * max(floor, _quantisation_floor(op, w, lp, h)):
                 stats.iterations, stats.mass_residual = it, mres
                 return w, stats
             raise NewtonFailure("line search failed")

@@ -52,6 +52,20 @@ class RunState:
     linear_seconds: float = 0.0  # of which in the linear solves of Newton (not checkpointed: timing only)
 
 
+JUMP_HINT = 50.0     # a change of log(rho / rho_d) between neighbouring cells above which to say so
+
+
+def _resolution_hint(w) -> str:
+    """An addendum to a Newton failure where the grid does not resolve rho / rho_d: w jumping by
+    more than JUMP_HINT between neighbouring cells (a target about one cell wide)."""
+    jumps = [np.max(np.abs(np.diff(w, axis=a))) for a in range(w.ndim) if w.shape[a] > 1]
+    jump = max(jumps, default=0.0)
+    if not jump > JUMP_HINT:
+        return ""
+    return (f"; log(rho / rho_d) changes by up to {jump:.0f} between neighbouring cells: the grid does "
+            "not resolve the target, refine domain.cells")
+
+
 class CrandallLiggett:
     """Backward Euler / BDF2 time stepper on a :class:`FVOperator`."""
 
@@ -95,7 +109,7 @@ class CrandallLiggett:
         except NewtonFailure as exc:
             if depth >= MAX_HALVINGS:
                 raise SolverError(f"Newton failed at t = {t0:.6g} even with step {h:.3g} "
-                                  f"({MAX_HALVINGS} halvings): {exc}") from None
+                                  f"({MAX_HALVINGS} halvings): {exc}{_resolution_hint(w)}") from None
             state.rejected_steps += 1
             w_half = self._be_substeps(w, t0, h / 2, depth + 1, state)
             return self._be_substeps(w_half, t0 + h / 2, h / 2, depth + 1, state)
