@@ -38,8 +38,8 @@ import numpy as np
 from ..errors import InputError
 from ..flows import Flow, softplus
 from .multigrid import mg_cg, scaling
-from .operators import (FVOperator, bicgstab_kernel, coupling, fast_factors, residual_kernel, residual_numpy,
-                        row_log_scale, tridiagonal_kernel)
+from .operators import (FVOperator, bicgstab_kernel, coupling, residual_kernel, residual_numpy, scale_kernel,
+                        tridiagonal_newton)
 
 EPS = np.finfo(float).eps
 MAX_DW = 5.0            # largest Newton decrease of log u in one cell in one iteration
@@ -92,21 +92,24 @@ class _System:
     """The residual and Newton matrix of one step at the current iterate (module docstring)."""
 
     def __init__(self, op: FVOperator, flow: Flow, rhs: Rhs, h: float, plain: bool):
+        rhs = Rhs(np.ascontiguousarray(rhs.mant, dtype=float), np.ascontiguousarray(rhs.log, dtype=float))
         self.op, self.flow, self.rhs, self.h, self.plain = op, flow, rhs, h, plain
         self.log_mref = np.log(max(rhs.mass(op.volume), 1e-300) / (op.volume * op.log_rho_d.size))
 
+    # (called inside backward_euler_step's one np.errstate: over- and underflow in the log-space
+    # forms are expected and handled, a context per call cost a tenth of a 1D step)
     def terms(self, w):
         """(sign, log|beta|) at w."""
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return self.flow.beta_log(w)
+        return self.flow.beta_log(w)
 
     def scale(self, w, lb):
         """(log p, log J_ii, log c, log S) at w, lb = log|beta| there (module docstring)."""
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            lp = self.flow.log_p(w)
-            lj = row_log_scale(self.op, w, lp, self.h)
-            lc = np.minimum(self.log_mref + lp - w - self.op.log_rho_d, np.maximum(0.0, lb))
-            return lp, lj, lc, lj + lc - lp
+        op = self.op
+        lp = np.ascontiguousarray(self.flow.log_p(w), dtype=float)
+        lj, lc, ls = np.empty_like(lp), np.empty_like(lp), np.empty_like(lp)
+        scale_kernel(op.log_rho_d, np.ascontiguousarray(w), lp, np.ascontiguousarray(lb, dtype=float), op.log_k,
+                     np.log(op.volume), np.log(self.h), self.log_mref, lj, lc, ls)
+        return lp, lj, lc, ls
 
     def residual(self, w, ls, sb, lb):
         """(R / S, sum |R|, sum S scale, ||R / S||_2) at w, where beta = sb e^lb, with row log scales
@@ -114,17 +117,14 @@ class _System:
         op, rhs = self.op, self.rhs
         if self.plain:
             r, sc = residual_numpy(op, w, sb, lb, ls, rhs.mant, rhs.log, self.h)
-            with np.errstate(over="ignore", invalid="ignore"):
-                e = np.exp(ls)
-                mres, scale = float(np.sum(e * np.abs(r))), float(np.sum(e * sc))
+            e = np.exp(ls)
+            mres, scale = float(np.sum(e * np.abs(r))), float(np.sum(e * sc))
         else:
             r = np.empty_like(w)
             # C-contiguous float arrays only: one compiled specialisation, so bitwise-reproducible sums
             c = np.ascontiguousarray
-            sb, lb = c(sb, dtype=float), c(lb)
-            beta, inv_s, ok = fast_factors(w, sb, lb, ls)
-            mres, scale = residual_kernel(op.log_rho_d, c(w), sb, lb, beta, c(ls), inv_s, ok, c(rhs.mant),
-                                          c(rhs.log), op.lfx, op.efx, op.okx, op.lfy, op.efy, op.oky,
+            mres, scale = residual_kernel(op.log_rho_d, c(w), c(sb, dtype=float), c(lb, dtype=float), c(ls),
+                                          rhs.mant, rhs.log, op.lfx, op.efx, op.okx, op.lfy, op.efy, op.oky,
                                           op.tx, op.ty, op.volume, self.h, r)
         return r, mres, scale, float(np.sqrt(np.sum(r * r)))
 
@@ -132,28 +132,27 @@ class _System:
 LINEAR_SOLVERS = ("auto", "thomas", "multigrid", "krylov", "spsolve")
 
 
-def _solve(cs, r, linear, eta, stats, sym=None):
-    """y with (I - C) y = -r (``sym``: the symmetric form of :func:`fpsolver.fv.multigrid.scaling`)."""
+def _solve(op, lp, lj, lc, ls, h, r, linear, eta, stats):
+    """y with (I - C) y = -r, C from the iterate's (log p, log J, log c, log S)."""
     z = np.zeros_like(r)
+    sym = scaling(op, lp, lj, lc, h) if linear == "multigrid" else None
     if linear == "thomas":
-        x = np.zeros(r.shape[0])
-        tridiagonal_kernel(np.ascontiguousarray(cs[0][:, 0]), np.ascontiguousarray(cs[1][:, 0]),
-                           np.ascontiguousarray(-r[:, 0]), x)
-        z[:, 0] = x
-    elif linear == "krylov":
-        k = bicgstab_kernel(*cs, np.ascontiguousarray(-r), z, eta, 20 * sum(r.shape) + 200)
-        if k < 0:
-            raise NewtonFailure("BiCGStab did not converge")
-        stats.linear_iterations += k
-    elif linear == "multigrid":
+        tridiagonal_newton(lp, lj, ls, op.lfx, float(np.log(h * op.tx)), -r, z)
+    elif sym is not None:
         k = mg_cg(*sym, np.ascontiguousarray(-r), z, eta, 200)
         if k < 0:
             raise NewtonFailure("multigrid-preconditioned CG did not converge")
         stats.linear_iterations += k
+    elif linear in ("krylov", "multigrid"):   # multigrid: the symmetric scaling does not fit in double
+        cs = coupling(op, lp, lj, ls, h)       # precision, the Jacobi path instead
+        k = bicgstab_kernel(*cs, np.ascontiguousarray(-r), z, eta, 20 * sum(r.shape) + 200)
+        if k < 0:
+            raise NewtonFailure("BiCGStab did not converge")
+        stats.linear_iterations += k
     else:
         import scipy.sparse.linalg as spla
         from .operators import newton_matrix_scipy
-        z[:] = spla.spsolve(newton_matrix_scipy(*cs).tocsc(), -r.ravel()).reshape(r.shape)
+        z[:] = spla.spsolve(newton_matrix_scipy(*coupling(op, lp, lj, ls, h)).tocsc(), -r.ravel()).reshape(r.shape)
     if not np.all(np.isfinite(z)):
         raise NewtonFailure("non-finite Newton correction")
     return z
@@ -167,20 +166,20 @@ def _update(flow: Flow, sb, lb, y, log_c, log_e, log_alpha, w):
     stall the bulk, and rho stays > 0. Increases take the larger of the step in s and the step in
     u, u_new = u (1 + alpha dw): in u a degenerate flow (chi2: s = u^2) fills a cell ahead of its
     front in one step, in s logarithmic diffusion (reverse-kl: s = w) fills a tail that is e^1700
-    too small; for kl (s = u) the two agree and Newton is exact in one iteration.
+    too small; for kl (s = u) the two agree and Newton is exact in one iteration. Called under
+    the step's np.errstate.
     """
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        log_y = log_alpha + np.log(np.abs(y))
-        log_ds = log_y + log_c
-        top = np.maximum(lb, log_ds)
-        top = np.where(np.isfinite(top), top, 0.0)
-        val = sb * np.exp(lb - top) + np.sign(y) * np.exp(log_ds - top)
-        sign = np.sign(val)
-        w_s = flow.w_of_beta(sign, top + np.log(np.abs(val)))
-        if flow.beta_positive:
-            w_s = np.where(sign > 0, w_s, -np.inf)
-        w_s = np.where(np.isnan(w_s), w, np.maximum(w_s, w - MAX_DW))
-        w_u = w + softplus(log_y + log_e)
+    log_y = log_alpha + np.log(np.abs(y))
+    log_ds = log_y + log_c
+    top = np.maximum(lb, log_ds)
+    top = np.where(np.isfinite(top), top, 0.0)
+    val = sb * np.exp(lb - top) + np.sign(y) * np.exp(log_ds - top)
+    sign = np.sign(val)
+    w_s = flow.w_of_beta(sign, top + np.log(np.abs(val)))
+    if flow.beta_positive:
+        w_s = np.where(sign > 0, w_s, -np.inf)
+    w_s = np.where(np.isnan(w_s), w, np.maximum(w_s, w - MAX_DW))
+    w_u = w + softplus(log_y + log_e)
     return np.where(y > 0, np.maximum(w_s, w_u), np.where(y < 0, w_s, w))
 
 
@@ -215,7 +214,18 @@ def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, b, h: float,
     plain = linear == "spsolve"
     if linear == "auto":
         linear = "thomas" if w0.shape[1] == 1 else "multigrid"
-    rhs = Rhs.of(b)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        return _newton(op, flow, w0, Rhs.of(b), h, rtol, max_iter, linear, plain)
+
+
+def _converged(mres, scale, mres_prev, target) -> bool:
+    """Below tolerance or round-off, or stalled within the loose round-off bound."""
+    stalled = mres <= 32 * EPS * scale and mres > 0.5 * mres_prev
+    return mres <= max(target, 0.5 * EPS * scale) or stalled
+
+
+def _newton(op, flow, w0, rhs, h, rtol, max_iter, linear, plain):
+    """The damped Newton iteration of :func:`backward_euler_step` (module docstring)."""
     sys_ = _System(op, flow, rhs, h, plain)
     stats = NewtonStats()
     mass_b = rhs.mass(op.volume)
@@ -229,22 +239,14 @@ def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, b, h: float,
         if not (np.isfinite(mres) and np.isfinite(phi) and np.all(np.isfinite(ls))):
             raise NewtonFailure("non-finite residual")
         floor = 0.5 * EPS * scale
-        # converged: below tolerance or round-off, or stalled within the loose round-off bound
-        stalled = mres <= 32 * EPS * scale and mres > 0.5 * mres_prev
-        if mres <= max(target, floor) or stalled:
+        if _converged(mres, scale, mres_prev, target):
             stats.iterations, stats.mass_residual = it, mres
             return w, stats
         if it == max_iter:
             break
         eta = min(1e-2, max(CG_RTOL_MIN, mres / max(mass_b, 1e-300)))
         t_lin = time.perf_counter()
-        sym = scaling(op, lp, lj, lc, h) if linear == "multigrid" else None
-        if linear == "multigrid" and sym is not None:
-            y = _solve(None, r, linear, eta, stats, sym)
-        else:   # the symmetric scaling does not fit in double precision: the Jacobi path
-            with np.errstate(over="ignore", invalid="ignore"):
-                cs = coupling(op, lp, lj, ls, h)
-            y = _solve(cs, r, "krylov" if linear == "multigrid" else linear, eta, stats)
+        y = _solve(op, lp, lj, lc, ls, h, r, linear, eta, stats)
         stats.linear_seconds += time.perf_counter() - t_lin
         alpha = 1.0
         for _ in range(40):
@@ -264,9 +266,12 @@ def backward_euler_step(op: FVOperator, flow: Flow, w0: np.ndarray, b, h: float,
             raise NewtonFailure("line search failed")
         mres_prev = mres
         w, mres, scale, sb, lb = w_try, mres_t, scale_t, sb_t, lb_t
+        if np.isfinite(mres) and _converged(mres, scale, mres_prev, target):
+            # the test at the top of the next iteration, before the scales it does not need
+            stats.iterations, stats.mass_residual = it + 1, mres
+            return w, stats
         lp, lj, lc, ls_new = sys_.scale(w, lb)
-        with np.errstate(over="ignore", invalid="ignore"):
-            r = r_t * np.exp(ls - ls_new)      # the same residual R, divided by the new row scales
+        r = r_t * np.exp(ls - ls_new)          # the same residual R, divided by the new row scales
         ls = ls_new
         phi = float(np.sqrt(np.sum(r * r)))
         if not np.isfinite(phi):               # a scale changed by more than e^700: evaluate afresh

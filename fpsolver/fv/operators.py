@@ -32,7 +32,6 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from ..flows.local import logaddexp
 from ..grid import Grid
 
 
@@ -116,9 +115,23 @@ class FVOperator:
 
 # ------------------------------------------------------------------ residual
 
-def row_log_scale(op: FVOperator, w, log_p, h):
-    """log J_ii = log(V rho_i + h p_i sum_f T_f e^{l_f}) (module docstring)."""
-    return logaddexp(np.log(op.volume) + op.log_rho_d + w, np.log(h) + log_p + op.log_k)
+@numba.njit(cache=True)
+def scale_kernel(lrd, w, lp, lb, log_k, log_vol, log_h, log_mref, lj, lc, ls):
+    """Per cell, into lj, lc, ls: log J_ii = log(V rho_i + h p_i sum_f T_f e^{l_f}) (module docstring),
+    log c = min(log M_ref + log p - w - l, max(0, log|beta|)) and log S = log J + log c - log p
+    (:mod:`fpsolver.fv.newton`), the logarithm of the sum as max + log1p(e^{-|a - b|})."""
+    nx, ny = w.shape
+    for i in range(nx):
+        for j in range(ny):
+            a = log_vol + lrd[i, j] + w[i, j]
+            b = log_h + lp[i, j] + log_k[i, j]
+            top = max(a, b)
+            if np.isinf(top):
+                lj[i, j] = top
+            else:
+                lj[i, j] = top + np.log1p(np.exp(-abs(a - b)))
+            lc[i, j] = min(log_mref + lp[i, j] - w[i, j] - lrd[i, j], max(0.0, lb[i, j]))
+            ls[i, j] = lj[i, j] + lc[i, j] - lp[i, j]
 
 
 def residual_numpy(op: FVOperator, w, sb, lb, ls, b_mant, b_log, h):
@@ -140,7 +153,8 @@ def residual_numpy(op: FVOperator, w, sb, lb, ls, b_mant, b_log, h):
     return r, sc
 
 
-def fast_factors(w, sb, lb, lj):
+@numba.njit(cache=True)
+def _fast_factors(sb, lb, ls, beta, inv_s, ok):
     """Per cell: (beta, e^{-log S}, ok) for the factored evaluation of the face terms.
 
     exp(l_f + log|beta_j| - log S_i) = e^{l_f} beta_j e^{-log S_i} when each factor lies within
@@ -148,11 +162,13 @@ def fast_factors(w, sb, lb, lj):
     where that holds; elsewhere (the far tails of the GAN regime) the kernel takes the exponential
     of the sum.
     """
-    ok = (np.abs(lb) < SAFE_LOG) & (np.abs(lj) < SAFE_LOG)
-    with np.errstate(over="ignore", under="ignore"):
-        beta = np.where(ok, sb * np.exp(np.where(ok, lb, 0.0)), 0.0)
-        inv_s = np.where(ok, np.exp(-np.where(ok, lj, 0.0)), 0.0)
-    return beta, inv_s, ok
+    nx, ny = sb.shape
+    for i in range(nx):
+        for j in range(ny):
+            o = abs(lb[i, j]) < SAFE_LOG and abs(ls[i, j]) < SAFE_LOG
+            ok[i, j] = o
+            beta[i, j] = sb[i, j] * np.exp(lb[i, j]) if o else 0.0
+            inv_s[i, j] = np.exp(-ls[i, j]) if o else 0.0
 
 
 @numba.njit(cache=True, inline="always")
@@ -164,20 +180,22 @@ def _face_terms(lf, ef, okf, lj, inv, ok_i, sb_j, lb_j, b_j, ok_j, sb_i, lb_i, b
 
 
 @numba.njit(cache=True)
-def residual_kernel(lrd, w, sb, lb, beta, lj, inv_s, ok, bm, bl, lfx, efx, okx, lfy, efy, oky,
-                    tx, ty, vol, h, out):
-    """R_i / S_i into ``out``; returns (sum_i |R_i| (mass residual), sum_i S_i scale_i).
+def residual_kernel(lrd, w, sb, lb, ls, bm, bl, lfx, efx, okx, lfy, efy, oky, tx, ty, vol, h, out):
+    """R_i / S_i into ``out`` (``ls`` = log S); returns (sum_i |R_i| (mass residual), sum_i S_i scale_i).
 
-    The face terms use the factors of :func:`fast_factors` where all are in range (``okx``,
+    The face terms use the factors of :func:`_fast_factors` where all are in range (``okx``,
     ``oky``: |l_f| < SAFE_LOG), the exponential of the summed logarithms elsewhere.
     """
     nx, ny = w.shape
+    beta, inv_s = np.empty((nx, ny)), np.empty((nx, ny))
+    ok = np.empty((nx, ny), dtype=np.bool_)
+    _fast_factors(sb, lb, ls, beta, inv_s, ok)
     cx, cy = h * tx, h * ty
     mres = 0.0
     msc = 0.0
     for i in range(nx):
         for j in range(ny):
-            L = lj[i, j]
+            L = ls[i, j]
             inv, o = inv_s[i, j], ok[i, j]
             m = vol * np.exp(lrd[i, j] + w[i, j] - L)
             bb = vol * bm[i, j] * np.exp(bl[i, j] - L)
@@ -257,6 +275,23 @@ def tridiagonal_kernel(lower, upper, rhs, out):
     out[n - 1] = d[n - 1]
     for i in range(n - 2, -1, -1):
         out[i] = d[i] - c[i] * out[i + 1]
+
+
+@numba.njit(cache=True)
+def tridiagonal_newton(lp, lj, ls, lfx, log_htx, rhs, out):
+    """Solve (I - C) y = rhs on a 1-D grid (arrays (n, 1)): the couplings C of :func:`coupling`,
+    formed cell by cell, then :func:`tridiagonal_kernel`."""
+    n = rhs.shape[0]
+    lower, upper = np.zeros(n), np.zeros(n)
+    for i in range(n):
+        col_i = lp[i, 0] + ls[i, 0] - lj[i, 0]
+        if i > 0:
+            upper[i - 1] = np.exp(log_htx + lfx[i - 1, 0] + col_i - ls[i - 1, 0])
+        if i < n - 1:
+            lower[i + 1] = np.exp(log_htx + lfx[i, 0] + col_i - ls[i + 1, 0])
+    x = np.empty(n)
+    tridiagonal_kernel(lower, upper, rhs[:, 0].copy(), x)
+    out[:, 0] = x
 
 
 # No fastmath here: with reassociation the rounding of a sum depends on how LLVM vectorises and
