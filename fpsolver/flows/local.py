@@ -171,7 +171,9 @@ def _preset_energy(far, log_p):
     """rho_d f(u) from (L, l) = (log rho, log rho_d): the closed form ``far``, the quadrature of
     :func:`_f_near_one` where |log u| <= NEAR_ONE, and 0 in a cell where rho and rho_d both vanish."""
     def energy_log(L, l):
-        L, l = np.broadcast_arrays(np.asarray(L, dtype=float), np.asarray(l, dtype=float))
+        L, l = np.asarray(L, dtype=float), np.asarray(l, dtype=float)
+        if L.shape != l.shape:
+            L, l = np.broadcast_arrays(L, l)
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             w = L - l
             near = np.abs(w) <= NEAR_ONE

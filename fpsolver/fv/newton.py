@@ -33,10 +33,11 @@ import time
 from dataclasses import dataclass
 from typing import Union
 
+import numba
 import numpy as np
 
 from ..errors import InputError
-from ..flows import Flow, softplus
+from ..flows import Flow
 from .multigrid import mg_cg, scaling
 from .operators import (FVOperator, bicgstab_kernel, coupling, residual_kernel, residual_numpy, scale_kernel,
                         tridiagonal_newton)
@@ -169,18 +170,55 @@ def _update(flow: Flow, sb, lb, y, log_c, log_e, log_alpha, w):
     too small; for kl (s = u) the two agree and Newton is exact in one iteration. Called under
     the step's np.errstate.
     """
-    log_y = log_alpha + np.log(np.abs(y))
-    log_ds = log_y + log_c
-    top = np.maximum(lb, log_ds)
-    top = np.where(np.isfinite(top), top, 0.0)
-    val = sb * np.exp(lb - top) + np.sign(y) * np.exp(log_ds - top)
-    sign = np.sign(val)
-    w_s = flow.w_of_beta(sign, top + np.log(np.abs(val)))
-    if flow.beta_positive:
-        w_s = np.where(sign > 0, w_s, -np.inf)
-    w_s = np.where(np.isnan(w_s), w, np.maximum(w_s, w - MAX_DW))
-    w_u = w + softplus(log_y + log_e)
-    return np.where(y > 0, np.maximum(w_s, w_u), np.where(y < 0, w_s, w))
+    n = y.size
+    c = np.ascontiguousarray
+    log_y, sign, lbv = np.empty(n), np.empty(n), np.empty(n)
+    _update_in_s(c(sb, dtype=float).ravel(), c(lb, dtype=float).ravel(), c(y).ravel(), c(log_c).ravel(),
+                 float(log_alpha), log_y, sign, lbv)
+    w_s = np.ascontiguousarray(flow.w_of_beta(sign.reshape(y.shape), lbv.reshape(y.shape)), dtype=float)
+    out = np.empty(n)
+    _update_pick(c(w).ravel(), w_s.ravel(), c(y).ravel(), log_y, c(log_e).ravel(), sign,
+                 bool(flow.beta_positive), MAX_DW, out)
+    return out.reshape(y.shape)
+
+
+@numba.njit(cache=True)
+def _update_in_s(sb, lb, y, log_c, log_alpha, log_y, sign, lbv):
+    """Per cell: log|alpha y|, and beta + alpha ds = sign e^lbv, the sum taken at the scale of the
+    larger term (ds = c y, beta = sb e^lb)."""
+    for i in range(y.size):
+        ly = log_alpha + np.log(abs(y[i]))
+        log_y[i] = ly
+        log_ds = ly + log_c[i]
+        top = max(lb[i], log_ds)
+        if not np.isfinite(top):
+            top = 0.0
+        val = sb[i] * np.exp(lb[i] - top) + np.sign(y[i]) * np.exp(log_ds - top)
+        sign[i] = np.sign(val)
+        lbv[i] = top + np.log(abs(val))
+
+
+@numba.njit(cache=True)
+def _update_pick(w, w_s, y, log_y, log_e, sign, beta_positive, max_dw, out):
+    """Per cell the new w: for y < 0 the step in s, clipped to w - max_dw (w where it is NaN, -inf
+    where it leaves the range of a positive beta); for y > 0 the larger of that and the step in u,
+    w + softplus(log(alpha y e)); w for y = 0."""
+    for i in range(y.size):
+        ws = w_s[i]
+        if beta_positive and not sign[i] > 0.0:
+            ws = -np.inf
+        if np.isnan(ws):
+            ws = w[i]
+        else:
+            ws = max(ws, w[i] - max_dw)
+        if y[i] > 0.0:
+            x = log_y[i] + log_e[i]
+            wu = w[i] + (max(x, 0.0) + np.log1p(np.exp(-abs(x))))
+            out[i] = max(ws, wu)
+        elif y[i] < 0.0:
+            out[i] = ws
+        else:
+            out[i] = w[i]
 
 
 def _quantisation_floor(op: FVOperator, w, log_p, h) -> float:
