@@ -1,7 +1,7 @@
 """The 2D Newton linear solve: our geometric multigrid against pyamg's smoothed aggregation.
 
-The issue behind the 2D linear solver asked for a multigrid, "an algebraic one from a well-kept
-library such as pyamg, or a geometric one on our structured grid". We chose the geometric one
+The 2D linear solver was to be a multigrid, "an algebraic one from a well-kept library such as
+pyamg, or a geometric one on our structured grid". We chose the geometric one
 (fpsolver.fv.multigrid: 2x2 agglomeration, CG preconditioned by one V-cycle, Numba kernels, no new
 dependency). This benchmark measures the algebraic alternative side by side, in one process, on
 the actual Newton systems, so that the choice can be checked rather than taken on trust.
