@@ -89,7 +89,26 @@ def test_a_failure_from_the_extrapolated_start_is_retried_from_w_not_rejected(mo
     monkeypatch.setattr(st.CrandallLiggett, "step", step)
     state = crandall_liggett(op, "js", w0, 0.02, [10], scheme=scheme)
     assert state.rejected_steps == 0 and state.n == 10
-    monkeypatch.setattr(st, "predict", lambda s: s.w)     # the plain start throughout
+    monkeypatch.setattr(st, "predict", lambda s: None)     # the plain start throughout
     monkeypatch.setattr(st, "backward_euler_step", real)
     ref = crandall_liggett(op, "js", w0, 0.02, [10], scheme=scheme)
     np.testing.assert_array_equal(state.w, ref.w)
+
+
+def test_a_first_step_that_fails_is_halved_after_one_attempt(monkeypatch):
+    """Without history the start is w^n itself: a failure there goes straight to the halving,
+    not to a second, identical solve."""
+    case = Case.from_toml(os.path.join(EXAMPLES, "bimodal_1d.toml")).with_overrides(cells=[100], dt=0.02)
+    target, initial = case.discretised()
+    op = FVOperator.build(case.grid, target)
+    real, full_steps = st.backward_euler_step, []
+
+    def refuse_full_steps(op_, flow, w_start, rhs, h, **kw):
+        if h == 0.02:
+            full_steps.append(h)
+            raise NewtonFailure("refused")
+        return real(op_, flow, w_start, rhs, h, **kw)
+
+    monkeypatch.setattr(st, "backward_euler_step", refuse_full_steps)
+    state = crandall_liggett(op, "js", (initial.log_cells - target.log_cells).reshape(op.shape), 0.02, [1])
+    assert full_steps == [0.02] and state.rejected_steps == 1

@@ -52,7 +52,7 @@ class FVOperator:
     volume: float
 
     def __post_init__(self):
-        # e^{l_f} where it is a safe factor (see fast_factors), flagged per face
+        # e^{l_f} where it is a safe factor (see _fast_factors), flagged per face
         self.okx, self.oky = np.abs(self.lfx) < SAFE_LOG, np.abs(self.lfy) < SAFE_LOG
         self.efx = np.where(self.okx, np.exp(np.where(self.okx, self.lfx, 0.0)), 0.0)
         self.efy = np.where(self.oky, np.exp(np.where(self.oky, self.lfy, 0.0)), 0.0)
@@ -115,6 +115,18 @@ class FVOperator:
 
 # ------------------------------------------------------------------ residual
 
+@numba.njit(cache=True, inline="always")
+def log_add_exp(a, b):
+    """log(e^a + e^b) = max(a, b) + log1p(e^{-|a - b|}) for scalars, as ``np.logaddexp``: +-inf
+    where the larger is infinite, NaN where either is NaN."""
+    if np.isnan(a) or np.isnan(b):
+        return a + b
+    top = max(a, b)
+    if np.isinf(top):
+        return top
+    return top + np.log1p(np.exp(-abs(a - b)))
+
+
 @numba.njit(cache=True)
 def scale_kernel(lrd, w, lp, lb, log_k, log_vol, log_h, log_mref, lj, lc, ls):
     """Per cell, into lj, lc, ls: log J_ii = log(V rho_i + h p_i sum_f T_f e^{l_f}) (module docstring),
@@ -123,14 +135,10 @@ def scale_kernel(lrd, w, lp, lb, log_k, log_vol, log_h, log_mref, lj, lc, ls):
     nx, ny = w.shape
     for i in range(nx):
         for j in range(ny):
-            a = log_vol + lrd[i, j] + w[i, j]
-            b = log_h + lp[i, j] + log_k[i, j]
-            top = max(a, b)
-            if np.isinf(top):
-                lj[i, j] = top
-            else:
-                lj[i, j] = top + np.log1p(np.exp(-abs(a - b)))
-            lc[i, j] = min(log_mref + lp[i, j] - w[i, j] - lrd[i, j], max(0.0, lb[i, j]))
+            lj[i, j] = log_add_exp(log_vol + lrd[i, j] + w[i, j], log_h + lp[i, j] + log_k[i, j])
+            lcap = lb[i, j] if not lb[i, j] <= 0.0 else 0.0       # np.maximum(0, lb): NaN stays NaN
+            lm = log_mref + lp[i, j] - w[i, j] - lrd[i, j]
+            lc[i, j] = lm if lm < lcap or np.isnan(lm) else lcap
             ls[i, j] = lj[i, j] + lc[i, j] - lp[i, j]
 
 

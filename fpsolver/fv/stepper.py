@@ -75,14 +75,14 @@ def _resolution_hint(w) -> str:
             "not resolve the target, refine domain.cells")
 
 
-def predict(state: RunState) -> np.ndarray:
+def predict(state: RunState) -> Optional[np.ndarray]:
     """The Newton start for step n + 1: w^n plus the increment of the polynomial through the last
     k + 1 states (k = 1, 2, 3: linear, quadratic, cubic), clipped to +-PREDICTOR_CLIP per cell (far
     tail cells barely enter the mass residual, so an unbounded extrapolation there would be
-    accepted and compound from step to step)."""
+    accepted and compound from step to step). None without history (start from w^n itself)."""
     w = state.w
     if state.w_prev is None:
-        return w
+        return None
     hist = [w, state.w_prev, *state.w_older]
     if len(hist) == 2:
         d = w - hist[1]
@@ -106,6 +106,8 @@ class CrandallLiggett:
 
     # --- one resolvent, with rejection and halving
     def _resolvent(self, w_start, rhs, h, state: RunState):
+        """One resolvent from w_start; its Newton and linear iterations are booked only when it
+        succeeds (a failed attempt, like a rejected step, is not counted in ``meta``)."""
         w, st = backward_euler_step(self.op, self.flow, w_start, rhs, h, rtol=self.rtol, linear=self.linear)
         state.newton_iterations[-1] += st.iterations
         state.mass_residuals[-1] += st.mass_residual
@@ -156,9 +158,11 @@ class CrandallLiggett:
             rhs = self._with_source(self._rhs_bdf2(w, state.w_prev), t0 + self.dt, h)
             try:
                 try:
-                    w_new = self._resolvent(w_guess, rhs, h, state)
-                except NewtonFailure:           # the extrapolated start failed: from w^n
-                    w_new = self._resolvent(w, rhs, h, state)
+                    w_new = self._resolvent(w if w_guess is None else w_guess, rhs, h, state)
+                except NewtonFailure:
+                    if w_guess is None:
+                        raise
+                    w_new = self._resolvent(w, rhs, h, state)   # the extrapolated start failed: from w^n
                 restart = False
             except NewtonFailure:
                 state.rejected_steps += 1
@@ -326,7 +330,10 @@ def load_checkpoint(path, case, scheme: str, shape) -> RunState:
         raise InputError(f"{path}: not a grid-solver checkpoint")
     if head.get("case") != json_plain(case.raw) or head.get("scheme") != scheme:
         raise InputError(f"{path}: checkpoint was written for a different case or scheme")
-    if any(v.shape != tuple(shape) or not np.all(np.isfinite(v)) for v in [w, *w_older]):
+    # (a checkpoint without w_older resumes from the linear Newton start: the same answers to the
+    # Newton tolerance, not bitwise those of the uninterrupted run)
+    kept = [w, *w_older] + ([] if w_prev is None else [w_prev])
+    if any(v.shape != tuple(shape) or not np.all(np.isfinite(v)) for v in kept):
         raise InputError(f"{path}: checkpoint state does not match the grid")
     return RunState(n=int(head["n"]), w=w, w_prev=w_prev, w_older=w_older, saved_t=list(head["saved_t"]),
                     saved_rho=[r.reshape(shape) for r in saved],
