@@ -130,15 +130,22 @@ class CrandallLiggett:
         top = np.maximum(w, w_prev)
         return Rhs((4 * np.exp(w - top) - np.exp(w_prev - top)) / 3, self.op.log_rho_d + top)
 
+    def _resolvent_from(self, w_guess, w, rhs, h, state: RunState):
+        """The resolvent from the extrapolated start ``w_guess``, and from w^n where that fails or
+        where there is none; raises NewtonFailure if the start from w^n fails too."""
+        if w_guess is not None:
+            try:
+                return self._resolvent(w_guess, rhs, h, state)
+            except NewtonFailure:
+                pass
+        return self._resolvent(w, rhs, h, state)
+
     def _be_substeps(self, w, t0, h, depth, state, w_guess=None):
         """Advance w from t0 by h with backward Euler, halving on failure (after a retry from w
         where Newton started from an extrapolation)."""
         try:
-            return self._resolvent(w if w_guess is None else w_guess,
-                                   self._with_source(self._rhs_be(w), t0 + h, h), h, state)
+            return self._resolvent_from(w_guess, w, self._with_source(self._rhs_be(w), t0 + h, h), h, state)
         except NewtonFailure as exc:
-            if w_guess is not None:
-                return self._be_substeps(w, t0, h, depth, state)
             if depth >= MAX_HALVINGS:
                 raise SolverError(f"Newton failed at t = {t0:.6g} even with step {h:.3g} "
                                   f"({MAX_HALVINGS} halvings): {exc}{_resolution_hint(w)}") from None
@@ -157,12 +164,7 @@ class CrandallLiggett:
             h = 2 * self.dt / 3
             rhs = self._with_source(self._rhs_bdf2(w, state.w_prev), t0 + self.dt, h)
             try:
-                try:
-                    w_new = self._resolvent(w if w_guess is None else w_guess, rhs, h, state)
-                except NewtonFailure:
-                    if w_guess is None:
-                        raise
-                    w_new = self._resolvent(w, rhs, h, state)   # the extrapolated start failed: from w^n
+                w_new = self._resolvent_from(w_guess, w, rhs, h, state)
                 restart = False
             except NewtonFailure:
                 state.rejected_steps += 1
