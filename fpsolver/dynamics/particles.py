@@ -41,7 +41,7 @@ from ..errors import InputError, SolverError
 from ..flows.kernel import GaussianKernel, KernelConvolution
 from ..fv.transport import cfl_rate
 from ..grid import Grid
-from ..kde import cell_coordinate, gaussian_smooth_reflect, linear_binning_numba
+from ..kde import gaussian_smooth_reflect, linear_binning_numba
 from ..particles import kernels
 from ..particles.interacting import default_bandwidth
 from ..particles.run import ParticleState, record
@@ -134,36 +134,14 @@ def kernel_sum_numpy(x: np.ndarray, weights: np.ndarray, grid: Grid, sigma: floa
 
 # ------------------------------------------------------------------ fields at the particles
 
-@numba.njit(cache=True, parallel=True)
-def _interp_cells_1d(x, f, lo, h, out):
-    n = f.shape[0]
-    ih = 1.0 / h
-    for p in numba.prange(x.shape[0]):
-        i, s = cell_coordinate(x[p, 0], lo, ih, n)
-        out[p] = (1.0 - s) * f[i] + s * f[i + 1]
-    return out
-
-
-@numba.njit(cache=True, parallel=True)
-def _interp_cells_2d(x, f, lo0, h0, lo1, h1, out):
-    n0, n1 = f.shape
-    ih0, ih1 = 1.0 / h0, 1.0 / h1
-    for p in numba.prange(x.shape[0]):
-        i, s = cell_coordinate(x[p, 0], lo0, ih0, n0)
-        j, r = cell_coordinate(x[p, 1], lo1, ih1, n1)
-        out[p] = ((1.0 - s) * ((1.0 - r) * f[i, j] + r * f[i, j + 1])
-                  + s * ((1.0 - r) * f[i + 1, j] + r * f[i + 1, j + 1]))
-    return out
-
-
 def logit_at(x: np.ndarray, f: np.ndarray, grid: Grid) -> np.ndarray:
     """f at the points x (N, d): linear interpolation of the cell values (clamped at the walls);
     the numpy reference is :func:`fpsolver.particles.kernels.interp_cells_numpy`."""
     out = np.empty(len(x))
     f = np.ascontiguousarray(f, dtype=float)
     if grid.dim == 1:
-        return _interp_cells_1d(x, f, grid.lower[0], grid.spacing[0], out)
-    return _interp_cells_2d(x, f, grid.lower[0], grid.spacing[0], grid.lower[1], grid.spacing[1], out)
+        return kernels.interp_cells_1d(x, f, grid.lower[0], grid.spacing[0], out)
+    return kernels.interp_cells_2d(x, f, grid.lower[0], grid.spacing[0], grid.lower[1], grid.spacing[1], out)
 
 
 def _wall_faces(f: np.ndarray, flow, grid: Grid) -> list:

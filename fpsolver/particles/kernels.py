@@ -84,13 +84,33 @@ def interp_field_numpy(x: np.ndarray, field: np.ndarray, lower, spacing) -> np.n
 
 
 @numba.njit(cache=True, parallel=True)
-def interp_field_1d(x, field, lo, h, out):
-    """Numba version of :func:`interp_field_numpy` in 1D (field of shape (1, n)), into ``out``."""
-    n = field.shape[1]
+def interp_cells_1d(x, values, lo, h, out):
+    """Numba version of :func:`interp_cells_numpy` in 1D (values of shape (n,)), into ``out`` (M,)."""
+    n = values.shape[0]
     ih = 1.0 / h
     for p in numba.prange(x.shape[0]):
-        i, f = cell_coordinate(x[p, 0], lo, ih, n)
-        out[p, 0] = (1.0 - f) * field[0, i] + f * field[0, i + 1]
+        i, s = cell_coordinate(x[p, 0], lo, ih, n)
+        out[p] = (1.0 - s) * values[i] + s * values[i + 1]
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def interp_cells_2d(x, values, lo0, h0, lo1, h1, out):
+    """Numba version of :func:`interp_cells_numpy` in 2D (values of shape (n0, n1)), into ``out`` (M,)."""
+    n0, n1 = values.shape
+    ih0, ih1 = 1.0 / h0, 1.0 / h1
+    for p in numba.prange(x.shape[0]):
+        i, s = cell_coordinate(x[p, 0], lo0, ih0, n0)
+        j, r = cell_coordinate(x[p, 1], lo1, ih1, n1)
+        out[p] = ((1.0 - s) * ((1.0 - r) * values[i, j] + r * values[i, j + 1])
+                  + s * ((1.0 - r) * values[i + 1, j] + r * values[i + 1, j + 1]))
+    return out
+
+
+def interp_field_1d(x, field, lo, h, out):
+    """:func:`interp_field_numpy` in 1D (field of shape (1, n)), into ``out`` (M, 1): the one
+    component by :func:`interp_cells_1d`."""
+    interp_cells_1d(x, field[0], lo, h, out[:, 0])
     return out
 
 
