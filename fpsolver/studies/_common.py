@@ -173,6 +173,16 @@ def save(fig, out_dir: str, name: str) -> str:
     return name + ".png"
 
 
+def floor_panel(ax, ns1: Sequence[int], one, title: str) -> None:
+    """The 1D panel of a particles-vs-grid study: mean W1 and the i.i.d. floor against N, with the
+    N^{-1/2} line through the first point (``one``: the 1D rows of :func:`floor_checks`)."""
+    ax.loglog(ns1, [r["w1"] for r in one], "o-", label="particles, W1 (mean)")
+    ax.loglog(ns1, [r["floor"] for r in one], "s--", label="i.i.d. floor (95 %)")
+    ax.loglog(ns1, one[0]["w1"] * (np.array(ns1) / ns1[0]) ** -0.5, "k:", label=r"$N^{-1/2}$")
+    style_axes(ax, "N", "W1 at T = 1", title)
+    ax.legend(fontsize=6)
+
+
 def floor_checks(ns1: Sequence[int], by_dim, rate_tol: float, extra: Optional[Callable] = None):
     """Checks and table rows of a particles-vs-grid study with no density estimate: the slope of
     the mean W1 against N in 1D (theory -1/2 +- ``rate_tol``) and W1 at most the i.i.d. Monte-Carlo

@@ -68,11 +68,7 @@ def measure(dim: int, cells: int, ref_cells: int, dt: float, ns, seeds: int, flo
 def _figure(one, ns1, ref, run, out_dir):
     fig, axes = C.new_figure(2, 1, width=3.4, height=2.8)
     ax = axes[0, 0]
-    ax.loglog(ns1, [r["w1"] for r in one], "o-", label="particles, W1 (mean)")
-    ax.loglog(ns1, [r["floor"] for r in one], "s--", label="i.i.d. floor (95 %)")
-    ax.loglog(ns1, one[0]["w1"] * (np.array(ns1) / ns1[0]) ** -0.5, "k:", label=r"$N^{-1/2}$")
-    C.style_axes(ax, "N", "W1 at T = 1", "kernel-metric dual flow, 1D")
-    ax.legend(fontsize=6)
+    C.floor_panel(ax, ns1, one, "kernel-metric dual flow, 1D")
     ax = axes[0, 1]
     x = ref.axes[0]
     grid = run.grid

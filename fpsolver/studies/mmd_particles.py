@@ -66,11 +66,7 @@ def study_mmd_particles(quick: bool, out_dir: str) -> dict:
     checks, rows = C.floor_checks(ns1, ((1, one), (2, two)), RATE_TOL)
     fig, axes = C.new_figure(1, 1, width=3.4, height=2.8)
     ax = axes[0, 0]
-    ax.loglog(ns1, [r["w1"] for r in one], "o-", label="particles, W1 (mean)")
-    ax.loglog(ns1, [r["floor"] for r in one], "s--", label="i.i.d. floor (95 %)")
-    ax.loglog(ns1, one[0]["w1"] * (np.array(ns1) / ns1[0]) ** -0.5, "k:", label=r"$N^{-1/2}$")
-    C.style_axes(ax, "N", "W1 at T = 1", "MMD particles vs grid (1D)")
-    ax.legend(fontsize=6)
+    C.floor_panel(ax, ns1, one, "MMD particles vs grid (1D)")
     figure = C.save(fig, out_dir, "mmd_particles")
     return C.study_result(
         "mmd_particles", "MMD particles vs the MMD grid solution (no density estimate)", checks, figure,
